@@ -1,0 +1,72 @@
+"""Records set aside with a reason instead of stopping the batch: extraction, validation or mapping.
+
+A quarantined record is never lost: its raw content stays here (and in staging) until a later run
+processes it successfully, which clears its open quarantine entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+DDL = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    pipeline     VARCHAR NOT NULL,
+    record_key   VARCHAR NOT NULL,
+    stage        VARCHAR NOT NULL,   -- extract | validate | map | payload
+    reason       VARCHAR NOT NULL,
+    record       JSON,
+    run_id       VARCHAR,
+    quarantined_at TIMESTAMPTZ NOT NULL,
+    resolved_at  TIMESTAMPTZ
+)
+"""
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    pipeline: str
+    record_key: str
+    stage: str
+    reason: str
+    record: Any = None
+    run_id: str | None = None
+
+
+def ensure_table(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(DDL)
+
+
+def add(conn: duckdb.DuckDBPyConnection, entries: Iterable[QuarantinedRecord]) -> int:
+    """Insert entries in one batch; an open entry for the same (pipeline, key, stage) is replaced."""
+    rows = [
+        (e.pipeline, e.record_key, e.stage, e.reason, json.dumps(e.record, default=str), e.run_id, datetime.now(UTC))
+        for e in entries
+    ]
+    if not rows:
+        return 0
+    ensure_table(conn)
+    conn.execute("BEGIN")
+    conn.executemany(
+        "DELETE FROM quarantine WHERE pipeline = ? AND record_key = ? AND stage = ? AND resolved_at IS NULL",
+        [(r[0], r[1], r[2]) for r in rows],
+    )
+    conn.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, NULL)", rows)
+    conn.execute("COMMIT")
+    return len(rows)
+
+
+def resolve(conn: duckdb.DuckDBPyConnection, pipeline: str, record_keys: Iterable[str]) -> None:
+    """Close the open quarantine entries of records that have now been processed."""
+    keys = [(pipeline, k) for k in record_keys]
+    if keys:
+        ensure_table(conn)
+        conn.executemany(
+            "UPDATE quarantine SET resolved_at = now() WHERE pipeline = ? AND record_key = ? AND resolved_at IS NULL",
+            keys,
+        )
