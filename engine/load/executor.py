@@ -1,0 +1,368 @@
+"""Executing operations against B1 exactly once: intent before write, lookup before any re-send.
+
+The state machine of one create:
+
+    lookup(ref) ──found──▶ adopt (synced, no write)
+        │ not found
+    intent (durable) ─▶ POST ─201──────────────────▶ synced
+                          ├─ duplicate ─▶ lookup ─▶ adopt
+                          ├─ business ──────────▶ failed (B1's code and message, for replay)
+                          └─ transient ─▶ back-off ─▶ lookup ─found─▶ adopt
+                                                        └ not found ─▶ POST again (bounded)
+
+An update is a PATCH of the changed fields only; after a transient failure the entity is re-read
+and the fields compared before anything is re-sent (a PATCH that appends lines is not harmless).
+Lookups (reads) are retried with back-off; if the state of a write stays unknown the intent is left
+in flight and the next run resolves it by looking the reference up first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import ConnectorError
+from engine.load.classify import ErrorClass, classify, error_fields
+from engine.load.model import Action, LoadStats, Operation, Outcome, Status, Target
+from engine.load.port import B1Port
+
+
+class RunAborted(ConnectorError):
+    """The session could not be restored (a second 401/301, or a failed re-login): the run stops."""
+
+
+class Unresolved(Exception):
+    """B1 could not be asked whether a write landed; the intent stays in flight for the next run."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6  # sends of one write, at most
+    lookup_attempts: int = 8  # reads, at most
+    base_delay: float = 0.1
+    max_delay: float = 3.0
+
+    def delay(self, attempt: int) -> float:
+        span = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
+        return span / 2 + random.random() * span / 2
+
+
+class Journal:
+    """Where the loader writes intents (durably, before the writes) and outcomes (may be buffered)."""
+
+    def intents(self, ops: Sequence[Operation]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def results(self, outcomes: Sequence[Outcome]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        return None
+
+
+class MemoryJournal(Journal):
+    """A journal kept in lists (unit tests, dry runs)."""
+
+    def __init__(self) -> None:
+        self.intent_log: list[Operation] = []
+        self.outcomes: list[Outcome] = []
+
+    def intents(self, ops: Sequence[Operation]) -> None:
+        self.intent_log.extend(ops)
+
+    def results(self, outcomes: Sequence[Outcome]) -> None:
+        self.outcomes.extend(outcomes)
+
+
+Prepare = Callable[[Operation], Awaitable[Operation | Outcome]]
+
+
+class Loader:
+    """Sends operations for one target with bounded concurrency and records every outcome."""
+
+    def __init__(
+        self,
+        port: B1Port,
+        journal: Journal,
+        *,
+        concurrency: int = 8,
+        retry: RetryPolicy | None = None,
+        chunk: int = 40,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        if not 1 <= concurrency <= 40:
+            raise ConnectorError(f"max_concurrency must be between 1 and 40, not {concurrency}")
+        self.port = port
+        self.journal = journal
+        self.concurrency = concurrency
+        self.retry = retry or RetryPolicy()
+        self.chunk = chunk
+        self.on_outcome = on_outcome
+        self.stats = LoadStats()
+
+    # -- public -------------------------------------------------------------------------------
+
+    async def load(self, target: Target, ops: Iterable[Operation], prepare: Prepare | None = None) -> list[Outcome]:
+        """Bring every operation about; return one outcome each (order not kept).
+
+        `prepare` runs just before an operation is sent (after its lookup): it may complete the
+        payload (e.g. invoice base-document links) or answer an outcome instead (e.g. waiting).
+        """
+        queue: asyncio.Queue[Operation | None] = asyncio.Queue(maxsize=self.chunk * 2)
+        outcomes: list[Outcome] = []
+        self._target = target
+
+        async def producer() -> None:
+            try:
+                batch: list[Operation] = []
+                for op in ops:
+                    batch.append(op)
+                    if len(batch) >= self.chunk:
+                        await self._stage(batch, queue, outcomes)
+                        batch = []
+                if batch:
+                    await self._stage(batch, queue, outcomes)
+            finally:
+                for _ in range(self.concurrency):
+                    await queue.put(None)
+
+        async def worker() -> None:
+            while (op := await queue.get()) is not None:
+                try:
+                    if prepare is not None:
+                        prepared = await prepare(op)
+                        if isinstance(prepared, Outcome):
+                            self._finish(prepared, outcomes)
+                            continue
+                        op = prepared
+                    outcome = await self._execute(op)
+                except RunAborted:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one record never stops the rest
+                    outcome = Outcome(op, Status.FAILED, error_code="internal",
+                                      error_message=f"{type(exc).__name__}: {exc}")
+                self._finish(outcome, outcomes)
+
+        tasks = [asyncio.create_task(producer())] + [asyncio.create_task(worker()) for _ in range(self.concurrency)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            self.journal.flush()
+        return outcomes
+
+    # -- staging a chunk: lookups of unknown references, then intents --------------------------
+
+    async def _stage(self, batch: list[Operation], queue: asyncio.Queue, outcomes: list[Outcome]) -> None:
+        creates = [op for op in batch if op.action is Action.CREATE]
+        found: dict[str, list[dict[str, Any]]] = {}
+        if creates:
+            try:
+                found = await self._lookup([op.ref for op in creates])
+            except Unresolved:
+                found = {}  # each create then does its own lookup before sending
+                for op in creates:
+                    op.resume = True
+        to_send: list[Operation] = []
+        for op in batch:
+            if op.action is Action.CREATE and op.ref in found:
+                self._finish(await self._adopt(op, found[op.ref], writes=0, attempts=0), outcomes)
+            else:
+                to_send.append(op)
+        if to_send:
+            self.journal.intents(to_send)  # durable before any of them is sent
+        for op in to_send:
+            await queue.put(op)
+
+    def _finish(self, outcome: Outcome, outcomes: list[Outcome]) -> None:
+        outcomes.append(outcome)
+        self.stats.add(outcome)
+        self.journal.results([outcome])
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    # -- one operation --------------------------------------------------------------------------
+
+    async def _execute(self, op: Operation) -> Outcome:
+        try:
+            if op.action is Action.CREATE:
+                return await self._create(op)
+            return await self._update(op)
+        except Unresolved as exc:
+            return Outcome(op, Status.FAILED, error_code="unresolved", error_message=str(exc), attempts=1)
+
+    async def _create(self, op: Operation) -> Outcome:
+        target = self._target
+        writes = 0
+        if op.resume:  # its chunk lookup failed: ask again before the first send
+            existing = (await self._lookup([op.ref])).get(op.ref)
+            if existing:
+                return await self._adopt(op, existing, writes=0, attempts=0)
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                writes += 1
+                entity = await self.port.create(target.entity_set, op.payload)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                kind = self._kind(exc, creating=True)
+                if kind is ErrorClass.DUPLICATE:
+                    existing = (await self._lookup([op.ref])).get(op.ref)
+                    if existing:
+                        return await self._adopt(op, existing, writes=writes, attempts=attempt)
+                    return self._failed(op, exc, writes, attempt, note=" (B1 says it exists, but no record carries the reference)")
+                if kind is not ErrorClass.TRANSIENT:
+                    return self._failed(op, exc, writes, attempt)
+                await asyncio.sleep(self.retry.delay(attempt))
+                existing = (await self._lookup([op.ref])).get(op.ref)
+                if existing:
+                    return await self._adopt(op, existing, writes=writes, attempts=attempt)
+                last = exc
+                continue
+            key = entity.get(target.key_field)
+            return Outcome(op, Status.SYNCED, key=key, lines=self._line_map(op, entity), writes=writes, attempts=attempt)
+        return self._failed(op, last, writes, self.retry.attempts, note=" (gave up after retries; not in B1)")
+
+    async def _update(self, op: Operation) -> Outcome:
+        target = self._target
+        writes = 0
+        if op.resume and await self._applied(op):
+            return Outcome(op, Status.SYNCED, key=op.key, lines=await self._lines_after_patch(op), adopted=True)
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                writes += 1
+                await self.port.patch(target.entity_set, op.key, op.payload)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                kind = self._kind(exc)
+                if kind is ErrorClass.CONFLICT and attempt == 1:
+                    continue  # re-apply the change once (we send no If-Match, so this is rare)
+                if kind is not ErrorClass.TRANSIENT:
+                    return self._failed(op, exc, writes, attempt)
+                await asyncio.sleep(self.retry.delay(attempt))
+                if await self._applied(op):
+                    return Outcome(op, Status.SYNCED, key=op.key, lines=await self._lines_after_patch(op),
+                                   writes=writes, attempts=attempt, adopted=False)
+                last = exc
+                continue
+            return Outcome(op, Status.SYNCED, key=op.key, lines=await self._lines_after_patch(op),
+                           writes=writes, attempts=attempt)
+        return self._failed(op, last, writes, self.retry.attempts, note=" (gave up after retries)")
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _kind(self, exc: BaseException, *, creating: bool = False) -> ErrorClass:
+        kind = classify(exc, creating=creating)
+        if kind in (ErrorClass.SESSION, ErrorClass.CREDENTIALS):
+            _, code, message = error_fields(exc)
+            raise RunAborted(f"SAP B1 session could not be restored: {code} {message}") from None
+        return kind
+
+    def _failed(self, op: Operation, exc: BaseException, writes: int, attempts: int, note: str = "") -> Outcome:
+        status, code, message = error_fields(exc)
+        if code is None:
+            code = str(status) if status is not None else type(exc).__name__
+        return Outcome(op, Status.FAILED, error_code=code, error_message=f"{message}{note}", writes=writes, attempts=attempts)
+
+    async def _lookup(self, refs: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Look references up in B1 (reads: retried with back-off)."""
+        target = self._target
+        select = [target.key_field] if target.key_is_ref else [target.key_field, target.ref_field]
+        last: BaseException | None = None
+        for attempt in range(1, self.retry.lookup_attempts + 1):
+            try:
+                self.stats.lookups += 1
+                found = await self.port.find_refs(target.entity_set, target.ref_field, refs, select)
+                return {ref: rows for ref, rows in found.items() if rows}
+            except Exception as exc:  # noqa: BLE001
+                if self._kind(exc) is not ErrorClass.TRANSIENT:
+                    raise Unresolved(f"lookup of {target.ref_field} failed: {error_fields(exc)[2]}") from exc
+                last = exc
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise Unresolved(f"could not look {target.ref_field} up in B1: {last}; the next run resolves it")
+
+    async def _get(self, key: Any, select: list[str] | None = None) -> dict[str, Any]:
+        last: BaseException | None = None
+        for attempt in range(1, self.retry.lookup_attempts + 1):
+            try:
+                return await self.port.get(self._target.entity_set, key, select)
+            except Exception as exc:  # noqa: BLE001
+                if self._kind(exc) is not ErrorClass.TRANSIENT:
+                    raise Unresolved(f"reading {self._target.entity_set}({key!r}) failed: {error_fields(exc)[2]}") from exc
+                last = exc
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise Unresolved(f"could not read {self._target.entity_set}({key!r}): {last}")
+
+    async def _adopt(self, op: Operation, rows: list[dict[str, Any]], *, writes: int, attempts: int) -> Outcome:
+        target = self._target
+        if len(rows) > 1:
+            keys = ", ".join(str(r.get(target.key_field)) for r in rows)
+            return Outcome(op, Status.FAILED, error_code="duplicate_in_b1", writes=writes, attempts=attempts,
+                           error_message=f"{target.ref_field} {op.ref!r} is on more than one {target.entity_set}: {keys}")
+        key = rows[0].get(target.key_field)
+        lines = None
+        if target.lines_field and op.line_refs:
+            entity = await self._get(key, [target.key_field, target.lines_field])
+            lines = self._line_map(op, entity)
+        return Outcome(op, Status.SYNCED, key=key, lines=lines, adopted=True, writes=writes, attempts=attempts)
+
+    def _line_map(self, op: Operation, entity: dict[str, Any]) -> dict[str, int] | None:
+        """Source line id -> B1 LineNum: B1 numbers created lines in the order they were sent."""
+        field_name = self._target.lines_field
+        if not field_name or not op.line_refs:
+            return None
+        lines = sorted(entity.get(field_name) or [], key=lambda line: line.get("LineNum", 0))
+        return {ref: int(line["LineNum"]) for ref, line in zip(op.line_refs, lines, strict=False)}
+
+    async def _applied(self, op: Operation) -> bool:
+        """Re-read the entity and tell whether every field of the PATCH is already there."""
+        target = self._target
+        fields = [f for f in op.payload if f != target.lines_field]
+        select = [target.key_field, *fields] + ([target.lines_field] if target.lines_field in op.payload else [])
+        entity = await self._get(op.key, select)
+        if any(not _same(entity.get(f), op.payload[f]) for f in fields):
+            return False
+        if target.lines_field and target.lines_field in op.payload:
+            current = {line.get("LineNum"): line for line in entity.get(target.lines_field) or []}
+            known = set(op.context.get("known_line_nums", []))
+            appended = [line for num, line in current.items() if num not in known]
+            for sent in op.payload[target.lines_field]:
+                if "LineNum" in sent:
+                    have = current.get(sent["LineNum"], {})
+                    if any(not _same(have.get(k), v) for k, v in sent.items()):
+                        return False
+                elif not any(all(_same(line.get(k), v) for k, v in sent.items()) for line in appended):
+                    return False
+        return True
+
+    async def _lines_after_patch(self, op: Operation) -> dict[str, int] | None:
+        """After a PATCH that appended lines, re-read the entity: B1 numbers new lines itself."""
+        target = self._target
+        if not target.lines_field or not op.line_refs or target.lines_field not in op.payload:
+            return op.context.get("line_map")
+        if all("LineNum" in line for line in op.payload[target.lines_field]):
+            return op.context.get("line_map")
+        entity = await self._get(op.key, [target.key_field, target.lines_field])
+        return self._line_map(op, entity)
+
+
+def _same(have: Any, sent: Any) -> bool:
+    if isinstance(sent, int | float) and not isinstance(sent, bool):
+        try:
+            return abs(float(have) - float(sent)) < 1e-6
+        except (TypeError, ValueError):
+            return False
+    if isinstance(sent, str) and isinstance(have, str) and len(sent) == 10 and have.startswith(sent):
+        return True  # dates: "2024-05-02" sent, "2024-05-02T00:00:00Z" read back
+    return have == sent
+
+
+def monotonic_ms(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)

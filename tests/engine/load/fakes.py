@@ -1,0 +1,97 @@
+"""An in-memory B1 for unit tests of the loader (end-to-end tests use the real simulator)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+
+class FakeError(Exception):
+    def __init__(self, status: int, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class FakeTransport(Exception):
+    maybe_committed = True
+
+
+class FakeB1:
+    """Documents keyed by DocEntry, a `U_JaggaerRef` field, and programmable faults."""
+
+    def __init__(self, *, seed: int = 1, error_rate: float = 0.0, drop_after_rate: float = 0.0,
+                 drop_before_rate: float = 0.0) -> None:
+        self.docs: dict[int, dict[str, Any]] = {}
+        self.next_key = 1
+        self.rng = random.Random(seed)
+        self.error_rate, self.drop_after_rate, self.drop_before_rate = error_rate, drop_after_rate, drop_before_rate
+        self.business: dict[str, FakeError] = {}  # ref -> error answered to its create
+        self.creates = self.patches = self.lookups = 0
+        self.fail_reads = 0  # next N reads answer 503 (after `reads_ok` more successful reads)
+        self.reads_ok = 0
+
+    def _faults(self) -> None:
+        if self.rng.random() < self.error_rate:
+            raise FakeError(503, None, "Service Unavailable")
+        if self.rng.random() < self.drop_before_rate:
+            raise FakeTransport("dropped before")
+
+    def _read_fault(self) -> None:
+        if self.reads_ok:
+            self.reads_ok -= 1
+        elif self.fail_reads:
+            self.fail_reads -= 1
+            raise FakeError(503, None, "unavailable")
+
+    async def create(self, entity_set: str, payload: dict[str, Any]) -> dict[str, Any]:
+        self.creates += 1
+        self._faults()
+        ref = payload.get("U_JaggaerRef")
+        if ref in self.business:
+            raise self.business[ref]
+        key = self.next_key
+        self.next_key += 1
+        lines = [dict(line, LineNum=i) for i, line in enumerate(payload.get("DocumentLines", []))]
+        self.docs[key] = dict(payload, DocEntry=key, DocumentLines=lines)
+        if self.rng.random() < self.drop_after_rate:
+            raise FakeTransport("answer lost after commit")
+        return self.docs[key]
+
+    async def patch(self, entity_set: str, key: Any, payload: dict[str, Any]) -> None:
+        self.patches += 1
+        self._faults()
+        if key not in self.docs:
+            raise FakeError(404, -2028, "No matching records found (ODBC -2028)")
+        doc = self.docs[key]
+        for name, value in payload.items():
+            if name == "DocumentLines":
+                for line in value:
+                    if "LineNum" in line:
+                        doc["DocumentLines"][line["LineNum"]].update(line)
+                    else:
+                        doc["DocumentLines"].append(dict(line, LineNum=len(doc["DocumentLines"])))
+            else:
+                doc[name] = value
+        if self.rng.random() < self.drop_after_rate:
+            raise FakeTransport("answer lost after commit")
+
+    async def get(self, entity_set: str, key: Any, select: list[str] | None = None) -> dict[str, Any]:
+        self._read_fault()
+        if key not in self.docs:
+            raise FakeError(404, -2028, "No matching records found (ODBC -2028)")
+        return self.docs[key]
+
+    async def find_refs(self, entity_set: str, ref_field: str, refs: list[str], select: list[str]):
+        self.lookups += 1
+        self._read_fault()
+        out: dict[str, list[dict[str, Any]]] = {ref: [] for ref in refs}
+        for doc in self.docs.values():
+            if doc.get(ref_field) in out:
+                out[doc[ref_field]].append(doc)
+        return out
+
+    async def query(self, entity_set: str, *, filter=None, select=None, orderby=None):  # noqa: A002
+        return list(self.docs.values())
+
+    def refs(self) -> list[str]:
+        return [doc["U_JaggaerRef"] for doc in self.docs.values()]
