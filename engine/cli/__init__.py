@@ -17,6 +17,8 @@ from engine.errors import ConnectorError
 # Verb modules, in the order `--help` lists them. Add a verb by adding its module here.
 VERBS = [
     "sim",
+    "validate",
+    "extract",
 ]
 
 

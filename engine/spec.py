@@ -1,0 +1,458 @@
+"""Pipeline specs: load `pipelines/*.yaml`, validate them against `schemas/pipeline.schema.json`,
+and check the references between a project's files — every problem at once, as `file:line: field: message`.
+
+The JSON Schema is the one source of truth for the format (editors use it through the YAML language
+server); this module adds what a schema cannot say: references to other files and pipelines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from engine.errors import ConfigError
+from engine.problems import Problem
+
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+PIPELINE_SCHEMA = SCHEMAS_DIR / "pipeline.schema.json"
+PROJECT_FILE = "ml-connector.yaml"
+
+Path_ = tuple[str | int, ...]
+
+
+# --------------------------------------------------------------------------- YAML with line numbers
+
+
+@dataclass
+class Located:
+    """A YAML document with the line of every value and every mapping key (1-based)."""
+
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+    key_lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line(self, path: Iterable[str | int]) -> int | None:
+        """Line of the value at `path`, or of its nearest existing parent."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+    def key_line(self, path: Iterable[str | int]) -> int | None:
+        path = tuple(path)
+        return self.key_lines.get(path) or self.line(path)
+
+
+def load_located(path: Path, *, display: str | None = None) -> tuple[Located | None, list[Problem]]:
+    """Parse a YAML file keeping line numbers; duplicate keys are reported, not silently dropped."""
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [Problem(name, None, "", f"cannot read file: {exc.strerror or exc}")]
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        return None, [Problem(name, line, "", f"invalid YAML: {exc.problem or exc}")]
+    finally:
+        loader.dispose()
+    located = Located(data)
+    problems: list[Problem] = []
+    if node is not None:
+        _walk(node, (), located, problems, name)
+    return located, problems
+
+
+def _walk(node: yaml.Node, path: Path_, out: Located, problems: list[Problem], name: str) -> None:
+    out.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                problems.append(Problem(name, key_node.start_mark.line + 1, _dotted(path + (key,)),
+                                        "duplicate key (the later value would silently win)"))
+            seen.add(key)
+            out.key_lines[path + (key,)] = key_node.start_mark.line + 1
+            _walk(value_node, path + (key,), out, problems, name)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, path + (i,), out, problems, name)
+
+
+def _dotted(path: Iterable[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def did_you_mean(value: Any, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` when a close choice exists, else ``."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        close = [lowered[value.lower()]] if value.lower() in lowered else []
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# --------------------------------------------------------------------------- JSON Schema -> problems
+
+
+@functools.cache
+def load_schema(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _validator(path: Path) -> jsonschema.protocols.Validator:
+    schema = load_schema(path)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+def schema_problems(located: Located, schema_path: Path, name: str) -> list[Problem]:
+    """Validate a located document against a JSON Schema; one clear problem per error."""
+    problems = []
+    errors = sorted(_validator(schema_path).iter_errors(located.data), key=lambda e: list(map(str, e.absolute_path)))
+    for error in errors:
+        problems.extend(_describe(error, located, name))
+    return _dedupe(problems)
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for p in problems:
+        if (p.line, p.field, p.message) not in seen:
+            seen.add((p.line, p.field, p.message))
+            out.append(p)
+    return out
+
+
+def _describe(error: jsonschema.ValidationError, loc: Located, name: str) -> list[Problem]:
+    path = tuple(error.absolute_path)
+    field_ = _dotted(path)
+    value = error.instance
+    kind = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return [Problem(name, loc.key_line(path), _dotted(path + (missing,)), "required field is missing")]
+    if kind == "additionalProperties":
+        allowed = list((schema.get("properties") or {}).keys())
+        extras = [k for k in value if k not in allowed] if isinstance(value, dict) else []
+        return [
+            Problem(name, loc.key_line(path + (k,)), _dotted(path + (k,)), f"unknown field '{k}'{did_you_mean(k, allowed)}")
+            for k in extras
+        ]
+    if kind == "enum":
+        choices = [str(c) for c in error.validator_value]
+        if schema.get("description", "").startswith("A Service Layer entity set"):
+            what = "is not a Service Layer entity"
+        elif len(choices) <= 6:
+            what = "must be one of " + ", ".join(f"'{c}'" for c in choices)
+        else:
+            what = "is not an allowed value"
+        return [Problem(name, loc.line(path), field_, f"{value!r} {what}{did_you_mean(value, choices)}")]
+    if kind == "const":
+        return [Problem(name, loc.line(path), field_, f"must be {error.validator_value!r}, not {value!r}")]
+    if kind == "type":
+        return [Problem(name, loc.line(path), field_,
+                        f"expected {_type_words(error.validator_value)}, got {_json_type(value)}")]
+    if kind == "pattern":
+        hint = schema.get("description", "")
+        return [Problem(name, loc.line(path), field_,
+                        f"{value!r} is not valid" + (f": {hint}" if hint else f" (pattern {error.validator_value})"))]
+    if kind in ("anyOf", "oneOf"):
+        return [Problem(name, loc.line(path), field_, _any_of_message(error, value))]
+    if kind == "propertyNames":
+        return [Problem(name, loc.key_line(path), field_, f"invalid name: {error.message}")]
+    return [Problem(name, loc.line(path), field_, error.message)]
+
+
+def _any_of_message(error: jsonschema.ValidationError, value: Any) -> str:
+    subschemas = error.validator_value
+    refs = [s.get("$ref", "") for s in subschemas if isinstance(s, dict)]
+    if isinstance(value, dict) and "env" in value:
+        for sub in error.context or []:
+            if sub.validator == "additionalProperties":
+                extra = [k for k in value if k not in ("env", "default")]
+                return f"unknown key in an environment reference: {', '.join(map(repr, extra))} (use {{env: NAME, default: ...}})"
+            if sub.validator == "pattern":
+                return f"environment variable name {value.get('env')!r} must be UPPER_SNAKE_CASE"
+    if any(r.endswith("/env") for r in refs):
+        wanted = {"#/$defs/str": "a non-empty string", "#/$defs/int": "a positive integer",
+                  "#/$defs/num": "a non-negative number", "#/$defs/bool": "true or false"}
+        what = next((wanted[r] for r in wanted if r in json.dumps(subschemas)), "a value")
+        return f"expected {what} or {{env: NAME, default: ...}}, got {value!r}"
+    return error.message
+
+
+def _type_words(t: Any) -> str:
+    words = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+             "number": "a number", "boolean": "true or false", "null": "null"}
+    if isinstance(t, list):
+        return " or ".join(words.get(x, x) for x in t)
+    return words.get(t, str(t))
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    return f"the string {value!r}"
+
+
+# --------------------------------------------------------------------------- pipeline specs
+
+
+@dataclass(frozen=True)
+class JaggaerCursor:
+    filter_key: str
+    field: str
+    tiebreak_key: str
+    initial: str = "1970-01-01T00:00:00.000Z"
+    overlap_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A validated pipeline. `source`/`target` keep the YAML's keys; typed views below."""
+
+    name: str
+    path: Path
+    source: dict[str, Any]
+    mapping: str
+    target: dict[str, Any]
+    depends_on: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def source_kind(self) -> str:
+        """`jaggaer` (a J1P list) or `sapb1` (a Service Layer entity set)."""
+        return "sapb1" if "entity" in self.source else "jaggaer"
+
+    @property
+    def cursor(self) -> JaggaerCursor:
+        return JaggaerCursor(**self.source["cursor"])
+
+    @property
+    def connections(self) -> set[str]:
+        return {self.source["connection"], self.target["connection"]}
+
+
+def pipeline_files(root: Path) -> list[Path]:
+    return sorted((root / "pipelines").glob("*.yaml")) + sorted((root / "pipelines").glob("*.yml"))
+
+
+def load_pipeline(path: Path, root: Path) -> tuple[PipelineSpec | None, list[Problem], Located | None]:
+    """Load one spec; the spec is None when it has schema problems."""
+    display = _rel(path, root)
+    located, problems = load_located(path, display=display)
+    if located is None:
+        return None, problems, None
+    if not isinstance(located.data, dict):
+        return None, problems + [Problem(display, 1, "", "a pipeline file must be a mapping")], located
+    problems += schema_problems(located, PIPELINE_SCHEMA, display)
+    data = located.data
+    if isinstance(data.get("name"), str) and data["name"] != path.stem:
+        problems.append(Problem(display, located.line(("name",)), "name",
+                                f"'{data['name']}' must equal the file name '{path.stem}'"))
+    if problems:
+        return None, problems, located
+    spec = PipelineSpec(
+        name=data["name"], path=path, source=data["source"], mapping=data["mapping"], target=data["target"],
+        depends_on=tuple(data.get("depends_on") or ()), description=data.get("description", ""),
+    )
+    return spec, problems, located
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def load_pipelines(root: Path, names: Iterable[str] | None = None) -> list[PipelineSpec]:
+    """The valid specs of a project (all, or those named); raises ConfigError listing every problem."""
+    specs, problems = check_project(root, names)
+    errors = [p for p in problems]
+    if errors:
+        raise ConfigError("invalid project:\n  " + "\n  ".join(map(str, errors)))
+    return specs
+
+
+def check_project(root: Path, names: Iterable[str] | None = None) -> tuple[list[PipelineSpec], list[Problem]]:
+    """Check the project file, every pipeline spec (or those named, plus what they depend on), the
+    references between them and the mapping files they name. Never needs credentials."""
+    from engine.project import check_project_file  # late: project.py imports this module
+
+    root = Path(root)
+    project, problems = check_project_file(root)
+    files = pipeline_files(root)
+    by_stem = {p.stem: p for p in files}
+    wanted = list(names) if names else list(by_stem)
+    for n in wanted:
+        if n not in by_stem:
+            problems.append(Problem("pipelines/", None, "", f"no pipeline '{n}'{did_you_mean(n, by_stem)}"))
+    loaded: dict[str, tuple[PipelineSpec | None, Located | None]] = {}
+    queue = [n for n in wanted if n in by_stem]
+    while queue:
+        n = queue.pop(0)
+        if n in loaded:
+            continue
+        spec, spec_problems, located = load_pipeline(by_stem[n], root)
+        problems += spec_problems
+        loaded[n] = (spec, located)
+        deps = (located.data.get("depends_on") if located and isinstance(located.data, dict) else None) or []
+        queue += [d for d in deps if isinstance(d, str) and d in by_stem]
+    for spec, located in loaded.values():
+        if spec is not None and located is not None:
+            problems += _reference_problems(spec, located, root, by_stem, project)
+    problems += _cycle_problems({n: s for n, (s, _) in loaded.items() if s}, {n: loc for n, (_, loc) in loaded.items()}, root)
+    specs = [s for s, _ in loaded.values() if s is not None]
+    return order_by_dependencies(specs), problems
+
+
+def _reference_problems(spec: PipelineSpec, loc: Located, root: Path, by_stem: dict[str, Path], project: Any) -> list[Problem]:
+    name = _rel(spec.path, root)
+    out: list[Problem] = []
+    for i, dep in enumerate(spec.depends_on):
+        if dep == spec.name:
+            out.append(Problem(name, loc.line(("depends_on", i)), f"depends_on[{i}]", "a pipeline cannot depend on itself"))
+        elif dep not in by_stem:
+            out.append(Problem(name, loc.line(("depends_on", i)), f"depends_on[{i}]",
+                               f"no pipeline '{dep}'{did_you_mean(dep, by_stem)}"))
+    if project is not None:
+        for part, want in (("source", spec.source_kind), ("target", "jaggaer" if "resource" in spec.target else "sapb1")):
+            conn = getattr(spec, part)["connection"]
+            field_ = f"{part}.connection"
+            if conn not in project.connections:
+                out.append(Problem(name, loc.line((part, "connection")), field_,
+                                   f"no connection '{conn}' in {PROJECT_FILE}{did_you_mean(conn, project.connections)}"))
+            elif project.connections[conn].get("kind") != want:
+                out.append(Problem(name, loc.line((part, "connection")), field_,
+                                   f"connection '{conn}' is of kind '{project.connections[conn].get('kind')}', "
+                                   f"this {part} needs a '{want}' connection"))
+    mapping = root / spec.mapping
+    if not mapping.is_file():
+        out.append(Problem(name, loc.line(("mapping",)), "mapping", f"file {spec.mapping} does not exist"))
+    else:
+        out += _mapping_problems(mapping, spec.target.get("entity"))
+    if spec.source_kind == "jaggaer":
+        out += _source_schema_problems(spec, loc, root, name)
+    return out
+
+
+def _source_schema_problems(spec: PipelineSpec, loc: Located, root: Path, name: str) -> list[Problem]:
+    schema_file = root / spec.source["schema"]
+    line = loc.line(("source", "schema"))
+    if not schema_file.is_file():
+        return [Problem(name, line, "source.schema", f"file {spec.source['schema']} does not exist")]
+    try:
+        compile_schema(schema_file)
+    except (ValueError, OSError) as exc:
+        return [Problem(name, line, "source.schema", f"{spec.source['schema']} is not a usable JSON Schema: {exc}")]
+    return []
+
+
+@functools.cache
+def compile_schema(path: Path) -> Any:
+    """A compiled (fastjsonschema) validator for a record schema; raises ValueError if unusable."""
+    import fastjsonschema
+
+    try:
+        schema = json.loads(Path(path).read_text(encoding="utf-8"))
+        return fastjsonschema.compile(schema)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except fastjsonschema.JsonSchemaDefinitionException as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _mapping_problems(path: Path, target_entity: str | None) -> list[Problem]:
+    """Delegate to `engine.mapping.check_mapping_file` when it exists (it is built separately)."""
+    try:
+        module = importlib.import_module("engine.mapping")
+    except ImportError:
+        return []
+    check = getattr(module, "check_mapping_file", None)
+    if check is None:
+        return []
+    return list(check(path, target_entity=target_entity))
+
+
+def _cycle_problems(specs: dict[str, PipelineSpec], located: dict[str, Located | None], root: Path) -> list[Problem]:
+    problems, reported = [], set()
+    for start in specs:
+        stack: list[str] = []
+
+        def visit(n: str, stack: list[str] = stack) -> list[str] | None:
+            if n in stack:
+                return stack[stack.index(n):] + [n]
+            if n not in specs:
+                return None
+            stack.append(n)
+            for d in specs[n].depends_on:
+                if (cycle := visit(d)) is not None:
+                    return cycle
+            stack.pop()
+            return None
+
+        cycle = visit(start)
+        if cycle and frozenset(cycle) not in reported:
+            reported.add(frozenset(cycle))
+            first = cycle[0]
+            loc = located.get(first)
+            idx = specs[first].depends_on.index(cycle[1])
+            problems.append(Problem(_rel(specs[first].path, root), loc.line(("depends_on", idx)) if loc else None,
+                                    f"depends_on[{idx}]", "dependency cycle: " + " -> ".join(cycle)))
+    return problems
+
+
+def order_by_dependencies(specs: list[PipelineSpec]) -> list[PipelineSpec]:
+    """Specs sorted so that every pipeline comes after those it depends on (ties by name)."""
+    by_name = {s.name: s for s in specs}
+    done: list[str] = []
+
+    def visit(n: str, path: tuple[str, ...] = ()) -> None:
+        if n in done or n not in by_name or n in path:
+            return
+        for d in sorted(by_name[n].depends_on):
+            visit(d, path + (n,))
+        done.append(n)
+
+    for n in sorted(by_name):
+        visit(n)
+    return [by_name[n] for n in done]
+
+
+def iter_problems_sorted(problems: Iterable[Problem]) -> Iterator[Problem]:
+    yield from sorted(problems, key=lambda p: (p.file, p.line or 0, p.field))
