@@ -1,0 +1,169 @@
+"""Invoice lines → base-document links (contract §5.4): B1's three-way match on the first try.
+
+A rendered invoice line names the JAGGAER PO it bills (PO reference + PO line id). This module turns
+it into copies of B1 source lines:
+
+1. the PO must already be in B1 (ledger/crosswalk: DocEntry and LineNum per PO line), else the
+   invoice WAITS (not failed) and is retried next run;
+2. open goods-receipt lines copied from that PO line (`PurchaseDeliveryNotes`, read once per supplier
+   per run) are used first, oldest DocEntry first, each up to its open quantity (BaseType 20);
+3. the rest comes from the PO line itself (BaseType 22). One invoice line may become several B1 lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.load.model import Operation, Outcome, Status
+from engine.load.port import B1Port
+
+BASE_PO = 22
+BASE_RECEIPT = 20
+EPSILON = 1e-9
+
+
+@dataclass
+class PoKeys:
+    """What B1 assigned to a JAGGAER purchase order: its DocEntry and LineNum per source line."""
+
+    doc_entry: int
+    lines: dict[str, int]  # JAGGAER PO line id (as text) -> B1 LineNum
+
+
+@dataclass
+class ReceiptLine:
+    doc_entry: int
+    line_num: int
+    open_qty: float
+
+
+PoLink = Callable[[dict[str, Any]], "tuple[str, str] | None"]
+
+
+def marker_link(line: dict[str, Any]) -> tuple[str, str] | None:
+    """Read and remove the PO link a mapping left on a line: `_po_ref` + `_po_line`."""
+    ref, num = line.pop("_po_ref", None), line.pop("_po_line", None)
+    if ref in (None, ""):
+        return None
+    return str(ref), str(num)
+
+
+class BaseLinker:
+    """Resolves invoice lines to base-document links for one run."""
+
+    def __init__(self, port: B1Port, po_keys: Callable[[str], PoKeys | None], *, link: PoLink = marker_link) -> None:
+        self.port = port
+        self.po_keys = po_keys
+        self.link = link
+        self._receipts: dict[str, dict[tuple[int, int], list[ReceiptLine]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.receipt_queries = 0
+
+    async def prepare(self, op: Operation) -> Operation | Outcome:
+        """Complete an invoice create with BaseType/BaseEntry/BaseLine, or answer WAITING."""
+        lines = op.payload.get("DocumentLines")
+        if not lines:
+            return op
+        plan: list[tuple[dict[str, Any], tuple[str, str] | None]] = []
+        for line in lines:
+            line = dict(line)
+            plan.append((line, self.link(line)))
+        if all(link is None for _, link in plan):
+            op.payload = dict(op.payload, DocumentLines=[line for line, _ in plan])
+            return op
+        missing = sorted({ref for _, link in plan if link for ref in [link[0]] if self.po_keys(ref) is None})
+        if missing:
+            return Outcome(op, Status.WAITING, error_code="waiting_for_po",
+                           error_message=f"purchase order {', '.join(missing)} is not in SAP B1 yet; retried next run")
+        if op.action.value == "update":  # a posted invoice's lines cannot be re-linked: send header fields only
+            op.payload = {k: v for k, v in op.payload.items() if k != "DocumentLines"}
+            return op
+        card = op.payload.get("CardCode")
+        receipts = await self._receipts_of(card) if card else {}
+        taken: list[tuple[ReceiptLine, float]] = []
+        out: list[dict[str, Any]] = []
+        for line, link in plan:
+            if link is None:
+                out.append(line)
+                continue
+            po = self.po_keys(link[0])
+            assert po is not None
+            line_num = po.lines.get(link[1])
+            if line_num is None:
+                self._give_back(taken)
+                return Outcome(op, Status.WAITING, error_code="waiting_for_po_line",
+                               error_message=f"line {link[1]} of purchase order {link[0]} is not in SAP B1 yet; retried next run")
+            out.extend(self._split(line, po.doc_entry, line_num, receipts, taken))
+        op.payload = dict(op.payload, DocumentLines=out)
+        op.context["receipt_takes"] = taken
+        return op
+
+    def release(self, outcome: Outcome) -> None:
+        """Give receipt quantities back when the invoice did not land."""
+        if outcome.status is not Status.SYNCED:
+            self._give_back(outcome.op.context.pop("receipt_takes", []))
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _split(self, line: dict[str, Any], po_entry: int, po_line: int,
+               receipts: dict[tuple[int, int], list[ReceiptLine]], taken: list) -> list[dict[str, Any]]:
+        quantity = float(line.get("Quantity") or 0)
+        out: list[dict[str, Any]] = []
+        for receipt in receipts.get((po_entry, po_line), []):
+            if quantity <= EPSILON:
+                break
+            take = min(quantity, receipt.open_qty)
+            if take <= EPSILON:
+                continue
+            receipt.open_qty -= take
+            taken.append((receipt, take))
+            quantity -= take
+            out.append(_copy(line, BASE_RECEIPT, receipt.doc_entry, receipt.line_num, take))
+        if quantity > EPSILON or not out:
+            out.append(_copy(line, BASE_PO, po_entry, po_line, quantity if out else line.get("Quantity")))
+        return out
+
+    @staticmethod
+    def _give_back(taken: list[tuple[ReceiptLine, float]]) -> None:
+        for receipt, qty in taken:
+            receipt.open_qty += qty
+        taken.clear()
+
+    async def _receipts_of(self, card_code: str) -> dict[tuple[int, int], list[ReceiptLine]]:
+        lock = self._locks.setdefault(card_code, asyncio.Lock())
+        async with lock:
+            if card_code not in self._receipts:
+                self._receipts[card_code] = await self._fetch_receipts(card_code)
+        return self._receipts[card_code]
+
+    async def _fetch_receipts(self, card_code: str) -> dict[tuple[int, int], list[ReceiptLine]]:
+        self.receipt_queries += 1
+        quoted = card_code.replace("'", "''")
+        docs = await self.port.query(
+            "PurchaseDeliveryNotes",
+            filter=f"CardCode eq '{quoted}' and DocumentStatus eq 'bost_Open'",
+            select=["DocEntry", "DocNum", "DocDate", "DocumentStatus", "DocumentLines"],
+            orderby="DocEntry",
+        )
+        index: dict[tuple[int, int], list[ReceiptLine]] = {}
+        for doc in sorted(docs, key=lambda d: d["DocEntry"]):
+            for line in doc.get("DocumentLines") or []:
+                if line.get("BaseType") != BASE_PO or line.get("LineStatus", "bost_Open") != "bost_Open":
+                    continue
+                open_qty = float(line.get("RemainingOpenQuantity") or 0)
+                if open_qty > EPSILON:
+                    key = (int(line["BaseEntry"]), int(line["BaseLine"]))
+                    index.setdefault(key, []).append(ReceiptLine(int(doc["DocEntry"]), int(line["LineNum"]), open_qty))
+        return index
+
+
+def _copy(line: dict[str, Any], base_type: int, entry: int, num: int, quantity: Any) -> dict[str, Any]:
+    """A target line copying a source line: fields not sent are copied from it by B1 (rule 7)."""
+    out = dict(line)
+    out.update(BaseType=base_type, BaseEntry=entry, BaseLine=num)
+    if quantity is not None:
+        out["Quantity"] = round(float(quantity), 6)
+    return out
