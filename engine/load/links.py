@@ -40,15 +40,27 @@ class ReceiptLine:
     open_qty: float
 
 
-PoLink = Callable[[dict[str, Any]], "tuple[str, str] | None"]
+@dataclass(frozen=True)
+class LineLink:
+    """What a rendered invoice line says about the PO line it bills."""
+
+    po_ref: str
+    po_line: str
+    doc_entry: int | None = None  # resolved by the mapping from the crosswalk, when it could
+    line_num: int | None = None
 
 
-def marker_link(line: dict[str, Any]) -> tuple[str, str] | None:
-    """Read and remove the PO link a mapping left on a line: `_po_ref` + `_po_line`."""
-    ref, num = line.pop("_po_ref", None), line.pop("_po_line", None)
-    if ref in (None, ""):
+PoLink = Callable[[dict[str, Any]], "LineLink | None"]
+
+
+def marker_link(line: dict[str, Any]) -> LineLink | None:
+    """Read and remove the reserved `_base` the mapping's `base_document()` left on a line."""
+    base = line.pop("_base", None)
+    if not base:
         return None
-    return str(ref), str(num)
+    entry, num = base.get("doc_entry"), base.get("line_num")
+    return LineLink(str(base.get("po_number")), str(base.get("line_number")),
+                    int(entry) if entry is not None else None, int(num) if num is not None else None)
 
 
 class BaseLinker:
@@ -67,14 +79,15 @@ class BaseLinker:
         lines = op.payload.get("DocumentLines")
         if not lines:
             return op
-        plan: list[tuple[dict[str, Any], tuple[str, str] | None]] = []
+        plan: list[tuple[dict[str, Any], LineLink | None]] = []
         for line in lines:
             line = dict(line)
             plan.append((line, self.link(line)))
         if all(link is None for _, link in plan):
             op.payload = dict(op.payload, DocumentLines=[line for line, _ in plan])
             return op
-        missing = sorted({ref for _, link in plan if link for ref in [link[0]] if self.po_keys(ref) is None})
+        missing = sorted({link.po_ref for _, link in plan
+                          if link and link.doc_entry is None and self.po_keys(link.po_ref) is None})
         if missing:
             return Outcome(op, Status.WAITING, error_code="waiting_for_po",
                            error_message=f"purchase order {', '.join(missing)} is not in SAP B1 yet; retried next run")
@@ -89,14 +102,17 @@ class BaseLinker:
             if link is None:
                 out.append(line)
                 continue
-            po = self.po_keys(link[0])
-            assert po is not None
-            line_num = po.lines.get(link[1])
-            if line_num is None:
+            doc_entry, line_num = link.doc_entry, link.line_num
+            if doc_entry is None or line_num is None:
+                po = self.po_keys(link.po_ref)
+                doc_entry = po.doc_entry if po else None
+                line_num = po.lines.get(link.po_line) if po else None
+            if doc_entry is None or line_num is None:
                 self._give_back(taken)
                 return Outcome(op, Status.WAITING, error_code="waiting_for_po_line",
-                               error_message=f"line {link[1]} of purchase order {link[0]} is not in SAP B1 yet; retried next run")
-            out.extend(self._split(line, po.doc_entry, line_num, receipts, taken))
+                               error_message=f"line {link.po_line} of purchase order {link.po_ref} is not in SAP B1 yet; "
+                               "retried next run")
+            out.extend(self._split(line, doc_entry, line_num, receipts, taken))
         op.payload = dict(op.payload, DocumentLines=out)
         op.context["receipt_takes"] = taken
         return op

@@ -29,7 +29,7 @@ POS = {"PO-1": PoKeys(40, {"1": 0, "2": 1})}
 
 def invoice(ref: str, *lines) -> Operation:
     return Operation("invoices", ref, Action.CREATE, {"CardCode": "V1", "DocumentLines": [
-        {"_po_ref": po, "_po_line": ln, "Quantity": q} for po, ln, q in lines]})
+        {"_base": {"po_number": po, "line_number": ln}, "Quantity": q} for po, ln, q in lines]})
 
 
 def prepare(linker, op):
@@ -42,7 +42,7 @@ def test_lines_split_over_open_receipts_then_the_po_line():
     op = prepare(linker, invoice("I-1", ("PO-1", "2", 6), ("PO-1", "1", 4)))
     links = [(ln["BaseType"], ln["BaseEntry"], ln["BaseLine"], ln["Quantity"]) for ln in op.payload["DocumentLines"]]
     assert links == [(20, 7, 0, 3.0), (20, 9, 0, 2.0), (22, 40, 1, 1.0), (22, 40, 0, 4.0)]
-    assert all("_po_ref" not in ln for ln in op.payload["DocumentLines"])
+    assert all("_base" not in ln for ln in op.payload["DocumentLines"])
     # a second invoice of the same supplier in the run: receipts already consumed, no second query
     op2 = prepare(linker, invoice("I-2", ("PO-1", "2", 1)))
     assert [(ln["BaseType"], ln["BaseEntry"]) for ln in op2.payload["DocumentLines"]] == [(22, 40)]
@@ -56,6 +56,14 @@ def test_receipt_quantity_comes_back_when_the_invoice_fails():
     linker.release(Outcome(op, Status.FAILED))
     op2 = prepare(linker, invoice("I-2", ("PO-1", "2", 5)))
     assert [ln["BaseType"] for ln in op2.payload["DocumentLines"]] == [20, 20]
+
+
+def test_links_resolved_by_the_mapping_are_used_as_they_are():
+    linker = BaseLinker(Receipts([]), lambda ref: None)
+    op = Operation("invoices", "I-5", Action.CREATE, {"CardCode": "V1", "DocumentLines": [
+        {"_base": {"po_number": "PO-1", "line_number": "1", "doc_entry": 41, "line_num": 3}, "Quantity": 2}]})
+    line = prepare(linker, op).payload["DocumentLines"][0]
+    assert (line["BaseType"], line["BaseEntry"], line["BaseLine"], line["Quantity"]) == (22, 41, 3, 2.0)
 
 
 def test_an_invoice_whose_po_is_not_in_b1_waits():
