@@ -98,9 +98,7 @@ def _request_part(root: ServiceRoot, request: BatchRequest, *, in_change_set: bo
     lines += [f"{name}: {value}" for name, value in headers.items()]
     lines.append("")
     body = "" if request.body is None else json.dumps(request.body, ensure_ascii=False)
-    lines.append(body)
-    if request.body is None:
-        lines.append("")  # a GET part needs two blank lines after its request line (§9.1)
+    lines.append(body)  # for a GET: an empty body, so two blank lines follow the request line (§9.1)
     return CRLF.join(lines)
 
 
