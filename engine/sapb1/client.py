@@ -109,6 +109,18 @@ class SapB1Client:
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self.requests_sent = 0
 
+    @classmethod
+    def from_profile(cls, profile: Mapping[str, Any], **overrides: Any) -> SapB1Client:
+        """A client from a resolved `kind: sapb1` connection profile (`Project.connection(name)`)."""
+        missing = [key for key in ("service_root", "company_db", "username", "password") if not profile.get(key)]
+        if missing:
+            raise ConfigError(f"SAP B1 connection profile lacks {', '.join(missing)}")
+        options: dict[str, Any] = {
+            key: profile[key] for key in ("verify_tls", "max_concurrency", "timeout") if profile.get(key) is not None
+        }
+        options.update(overrides)
+        return cls(profile["service_root"], profile["company_db"], profile["username"], profile["password"], **options)
+
     def __repr__(self) -> str:
         return f"<SapB1Client {self.session.username}@{self.session.company_db} {self.root}>"
 
