@@ -19,6 +19,7 @@ VERBS = [
     "sim",
     "validate",
     "extract",
+    "check",
 ]
 
 
