@@ -105,7 +105,7 @@ class SapB1Client:
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),  # keep none (§2.3)
             follow_redirects=False,
         )
-        self.session = Session(self._http, self.root, company_db, username, password)
+        self.session = Session(self._http, self.root, company_db, username, password, login_retry=read_retry)
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self.requests_sent = 0
 

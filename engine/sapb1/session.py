@@ -3,8 +3,10 @@
 Contract §2. The cookies are taken from the Login answer's `Set-Cookie` headers and sent back as an
 explicit `Cookie` header (the `B1SESSION=…;HttpOnly;` shape defeats some cookie jars). Requests carry
 the session *generation* they used: when one comes back 401/301, `renew(generation)` logs in again
-only if nobody has done so since, so concurrent failures cause one Login. A failed Login is never
-retried: it is remembered and re-raised to every later caller.
+only if nobody has done so since, so concurrent failures cause one Login. A Login refused by the
+server (401, 400, …) is never retried: it is remembered and re-raised to every later caller. Only a
+Login that got no answer or a 5xx from the balancer — which says nothing about the credentials — is
+retried, within the client's read backoff.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 import httpx
 
 from engine.errors import ConnectorError
-from engine.sapb1.errors import LoginError, ServiceLayerError, transport_error
+from engine.retry import Backoff
+from engine.sapb1.errors import LoginError, ServiceLayerError, TransportError, transport_error
 from engine.sapb1.url import ServiceRoot
 
 log = logging.getLogger("engine.sapb1")
@@ -70,8 +73,11 @@ class Session:
         company_db: str,
         username: str,
         password: str | Secret,
+        *,
+        login_retry: Backoff | None = None,
     ) -> None:
         self._http = http
+        self._login_retry = login_retry or Backoff(attempts=1)
         self._root = root
         self.company_db = company_db
         self.username = username
@@ -114,31 +120,40 @@ class Session:
             await self._login()
 
     async def _login(self) -> None:
+        """Log in. Only a Login that got no answer or a 5xx (nothing said about the credentials) is
+        retried, within `login_retry`; any other refusal is final and remembered (§2.5)."""
+        try:
+            await self._login_retry.run(
+                self._login_once,
+                retry_if=lambda exc: bool(getattr(exc, "is_transient", False)),
+                describe="SAP B1 Login",
+            )
+        except TransportError as exc:
+            self._failure = TransportError("POST", "Login", exc.cause, request_sent=exc.request_sent, transient=False)
+            raise self._failure from None
+        except ConnectorError as exc:
+            self._failure = exc
+            raise
+
+    async def _login_once(self) -> None:
         body = {"CompanyDB": self.company_db, "UserName": self.username, "Password": self._password.reveal()}
-        url = self._root.url("Login")
         self.logins += 1
         try:
-            response = await self._http.post(url, json=body, headers={"Accept": "application/json"})
+            response = await self._http.post(self._root.url("Login"), json=body, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
-            self._failure = transport_error("POST", "Login", exc, transient=False)
-            raise self._failure from None
+            raise transport_error("POST", "Login", exc) from None
         if not response.is_success:
-            self._failure = LoginError.from_body(response.status_code, response.text, method="POST", path="Login")
-            raise self._failure
+            raise LoginError.from_body(response.status_code, response.text, method="POST", path="Login")
         try:
             data = response.json()
             version = str(data.get("Version", ""))
             timeout = int(data.get("SessionTimeout") or 0)
         except (ValueError, TypeError, AttributeError):
-            self._failure = LoginError(
-                response.status_code, None, "the Login answer has no JSON body", response.text[:200]
-            )
-            raise self._failure from None
+            raise LoginError(response.status_code, None, "the Login answer has no JSON body") from None
         cookies = parse_set_cookies(response.headers.get_list("set-cookie"))
         session_id = cookies.get("B1SESSION") or str(data.get("SessionId") or "")
         if not session_id:
-            self._failure = LoginError(response.status_code, None, "the Login answer set no B1SESSION cookie")
-            raise self._failure
+            raise LoginError(response.status_code, None, "the Login answer set no B1SESSION cookie")
         route = cookies.get("ROUTEID")
         self._cookie = f"B1SESSION={session_id}" + (f"; ROUTEID={route}" if route else "")
         self.info = SessionInfo(version, timeout, self.generation + 1, route)

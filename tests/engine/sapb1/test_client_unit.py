@@ -290,3 +290,42 @@ async def test_failed_logout_is_not_raised(caplog):
     fake.expire_sessions()  # the logout will be answered 401/301
     await client.aclose()
     assert "logout failed" in caplog.text
+
+
+async def test_login_without_an_answer_or_with_a_5xx_is_retried_but_a_refusal_is_not():
+    fake = FakeServiceLayer()
+    fake.routes[("GET", "Items")] = lambda r: ok({"value": []})
+    answers = iter(["drop", httpx.Response(503, text="")])
+    real_login = fake._login
+
+    def flaky_login(request):
+        answer = next(answers, None)
+        if answer == "drop":
+            fake.logins += 1
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        if answer is not None:
+            fake.logins += 1
+            return answer
+        return real_login(request)
+
+    fake._login = flaky_login
+    async with make_client(fake) as client:
+        await client.get("Items")
+        assert client.session.logins == 3 and client.session.info.generation == 1
+
+
+async def test_login_that_never_answers_fails_the_client_for_good():
+    fake = FakeServiceLayer()
+
+    def refused(request):
+        fake.logins += 1
+        raise httpx.ConnectError("connection refused", request=request)
+
+    fake._login = refused
+    async with make_client(fake) as client:
+        with pytest.raises(TransportError) as info:
+            await client.get("Items")
+        assert not info.value.is_transient  # a caller's retry loop will not hammer the Login
+        with pytest.raises(TransportError):
+            await client.get("Items")
+    assert fake.logins == FAST.attempts
