@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ConnectorError
 from engine.load import Loader, LoadStats, Outcome, RunAborted, Status
 from engine.load.bridge import PipelineBridge, RunLedger, open_state
 from engine.load.links import BaseLinker
@@ -155,27 +155,25 @@ def _new_run_id() -> str:
 def _extract(project: Any, names: list[str], notify: ProgressFn) -> dict[str, int]:
     from engine.extract import extract_pipelines
 
-    notify(Progress("*", "extract", message="reading JAGGAER"))
-    result = extract_pipelines(project, names)
-    counts = _extracted_counts(result)
+    def on_progress(pipeline: str, done: int, total: int | None) -> None:
+        notify(Progress(pipeline, "extract", done, total or 0))
+
+    counts = _extracted_counts(extract_pipelines(project, names, progress=on_progress))
     for name, count in counts.items():
-        notify(Progress(name, "extract", done=count, total=count, message=f"{count} records staged"))
+        notify(Progress(name, "extract", done=count, total=count, message=f"{count} records read"))
     return counts
 
 
-def _extracted_counts(result: Any) -> dict[str, int]:
-    """Records staged per pipeline, from whatever `extract_pipelines` returns."""
-    items = getattr(result, "pipelines", result)
+def _extracted_counts(results: Any) -> dict[str, int]:
+    """Records read per pipeline (`ExtractResult.read`); an extraction error is raised for the run."""
     counts: dict[str, int] = {}
-    if isinstance(items, Mapping):
-        items = items.values()
-    for item in items or []:
-        name = getattr(item, "pipeline", None) or getattr(item, "name", None)
-        count = getattr(item, "records", None)
-        if count is None:
-            count = getattr(item, "staged", 0)
-        if name:
-            counts[str(name)] = int(count or 0)
+    errors = []
+    for item in results or []:
+        counts[item.pipeline] = int(item.read or 0)
+        if item.error:
+            errors.append(f"{item.pipeline}: {item.error}")
+    if errors:
+        raise ConnectorError("extraction failed: " + "; ".join(errors))
     return counts
 
 
@@ -253,3 +251,29 @@ async def _load_pipeline(
         bridge.finish(result)
     notify(Progress(spec.name, "done", done, total))
     return result
+
+
+def replay_failed(
+    root: Path | str,
+    *,
+    run_id: str | None = None,
+    refs: Iterable[str] | None = None,
+    pipelines: Iterable[str] | None = None,
+    progress: ProgressFn | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunReport | None:
+    """Re-send failed records (all, those of one run, or those named), re-rendered with the current
+    mapping, from what is staged. None when nothing matches."""
+    from engine import db
+    from engine.load import store
+    from engine.project import load_project
+
+    project = load_project(Path(root))
+    with db.connect(project.state_path) as conn:
+        store.ensure_tables(conn)
+        wanted = store.failed_refs(conn, run_id=run_id, refs=list(refs) if refs else None,
+                                   pipelines=list(pipelines) if pipelines else None)
+    if not wanted:
+        return None
+    return run_pipelines(root, sorted(wanted), extract=False, refs=wanted, progress=progress, environ=environ,
+                         kind="replay")

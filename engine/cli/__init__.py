@@ -20,6 +20,8 @@ VERBS = [
     "validate",
     "extract",
     "check",
+    "run",
+    "replay",
 ]
 
 
