@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from engine.extract import extract_pipelines
+from engine.project import load_project
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,6 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.errors import ConfigError
+    project = load_project(args.project)
+    console = Console(file=sys.stderr)
+    tasks: dict[str, int] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
 
-    raise ConfigError("extract is not available yet")
+        def progress(pipeline: str, done: int, total: int | None) -> None:
+            if pipeline not in tasks:
+                tasks[pipeline] = bar.add_task(pipeline, total=total)
+            bar.update(tasks[pipeline], completed=done, total=max(total or 0, done) or None)
+
+        results = extract_pipelines(project, args.pipelines or None, progress=progress)
+    for result in results:
+        print(result.summary())
+    return 0 if all(r.ok for r in results) else 1

@@ -1,0 +1,347 @@
+"""Extraction: pull new and changed J1P records into `staging.<pipeline>` of the project's state file.
+
+Per source, a background thread runs the async keyset walk and detail reads (engine.jaggaer.source);
+this thread validates the records with a compiled JSON Schema, hands them to dlt as one Arrow table per
+commit (merge on `id`), then — only after dlt has committed — writes quarantine entries and advances the
+cursor (`extract_state`). A crash loses at most the uncommitted tail, which the next run reads again;
+the merge on `id` keeps every record staged once. Core functions return results and never print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import httpx
+import orjson
+import pyarrow as pa
+
+from engine import db, quarantine
+from engine.errors import ConnectorError
+from engine.jaggaer.client import J1PClient, JaggaerSettings
+from engine.jaggaer.keyset import KeysetState
+from engine.jaggaer.source import Batch, read_source
+from engine.project import Project
+from engine.spec import PipelineSpec, compile_schema, load_pipelines
+from engine.staging import SCHEMA, existing_keys
+
+log = logging.getLogger("engine.extract")
+
+STATE_DDL = """
+CREATE TABLE IF NOT EXISTS extract_state (
+    pipeline   VARCHAR PRIMARY KEY,
+    cursor     JSON NOT NULL,        -- {"stamp": T, "id": X, "seen": {id: stamp}} (contract §4.5)
+    updated_at TIMESTAMPTZ NOT NULL
+)
+"""
+
+ProgressFn = Callable[[str, int, int | None], None]
+"""progress(pipeline, records read so far, estimated total or None)."""
+
+
+@dataclass
+class ExtractResult:
+    pipeline: str
+    new: int = 0
+    changed: int = 0
+    quarantined: int = 0
+    read: int = 0
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    warnings: int = 0
+    commits: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
+    skipped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"{self.pipeline}: skipped — {self.skipped}"
+        head = f"{self.pipeline}: {self.new} new, {self.changed} changed, {self.quarantined} quarantined"
+        tail = f"{self.pages} pages, {self.requests} requests, {self.duration_s:.1f}s"
+        if self.retries:
+            tail += f", {self.retries} retries"
+        if self.warnings:
+            tail += f", {self.warnings} warnings"
+        text = f"{head} ({tail})"
+        return f"{text} — FAILED: {self.error}" if self.error else text
+
+
+@dataclass
+class StageOutcome:
+    new: int = 0
+    changed: int = 0
+    invalid: list[quarantine.QuarantinedRecord] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def load_state(conn: duckdb.DuckDBPyConnection, pipeline: str) -> KeysetState:
+    conn.execute(STATE_DDL)
+    row = conn.execute("SELECT cursor FROM extract_state WHERE pipeline = ?", [pipeline]).fetchone()
+    return KeysetState.from_json(orjson.loads(row[0]) if row else None)
+
+
+def save_state(conn: duckdb.DuckDBPyConnection, pipeline: str, state: KeysetState) -> None:
+    conn.execute(STATE_DDL)
+    conn.execute(
+        "INSERT OR REPLACE INTO extract_state VALUES (?, ?, ?)",
+        [pipeline, orjson.dumps(state.to_json()).decode(), datetime.now(UTC)],
+    )
+
+
+# --------------------------------------------------------------------------- staging writes
+
+
+def _configure_dlt() -> None:
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+    logging.getLogger("dlt").setLevel(logging.ERROR)
+
+
+class Stager:
+    """Validate records and merge them into `staging.<pipeline>` through dlt (Arrow, one table per commit)."""
+
+    def __init__(self, project: Project, spec: PipelineSpec) -> None:
+        import dlt
+
+        _configure_dlt()
+        self.project, self.spec = project, spec
+        self.validator = compile_schema(project.root / spec.source["schema"])
+        project.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.pipeline = dlt.pipeline(
+            pipeline_name=f"extract_{spec.name}",
+            destination=dlt.destinations.duckdb(credentials=str(project.state_path)),
+            dataset_name=SCHEMA,
+            pipelines_dir=str(project.dlt_dir),
+        )
+
+        @dlt.resource(
+            name=spec.name,
+            primary_key="id",
+            write_disposition={"disposition": "merge", "strategy": "upsert"},
+            columns={
+                "id": {"data_type": "text", "nullable": False},
+                "last_modified": {"data_type": "text"},
+                "record": {"data_type": "json"},
+            },
+        )
+        def records(table: pa.Table) -> Iterable[pa.Table]:
+            yield table
+
+        self._resource = records
+
+    def stage(self, records: Iterable[tuple[str, str, dict[str, Any]]], *, run_id: str | None = None) -> StageOutcome:
+        """Validate, then merge the valid records by id; invalid ones come back for quarantine."""
+        out = StageOutcome()
+        ids, stamps, texts = [], [], []
+        validate = self.validator
+        for key, stamp, record in records:
+            try:
+                validate(record)
+            except Exception as exc:  # fastjsonschema.JsonSchemaValueException
+                out.invalid.append(quarantine.QuarantinedRecord(
+                    self.spec.name, key, "validate", f"schema {self.spec.source['schema']}: {_schema_reason(exc)}",
+                    record, run_id))
+                continue
+            ids.append(key)
+            stamps.append(stamp)
+            texts.append(orjson.dumps(record).decode())
+        if not ids:
+            return out
+        with db.connect(self.project.state_path) as conn:
+            known = existing_keys(conn, self.spec.name, ids)
+        out.changed = len(known)
+        out.new = len(ids) - len(known)
+        table = pa.table({"id": pa.array(ids, pa.string()), "last_modified": pa.array(stamps, pa.string()),
+                          "record": pa.array(texts, pa.string())})
+        with db.connect(self.project.state_path):
+            pass  # wait here (with a clear message) if another command holds the file
+        self.pipeline.run(self._resource(table), loader_file_format="parquet")
+        return out
+
+
+def _schema_reason(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return message.replace("data.", "", 1) if message.startswith("data.") else message
+
+
+# --------------------------------------------------------------------------- the fetch thread
+
+
+class _Fetcher(threading.Thread):
+    """Runs the async read in its own event loop; hands batches over a bounded queue (back-pressure)."""
+
+    def __init__(self, settings: JaggaerSettings, spec: PipelineSpec, state: KeysetState,
+                 transport: httpx.AsyncBaseTransport | None, maxsize: int) -> None:
+        super().__init__(name=f"extract-{spec.name}", daemon=True)
+        self.settings, self.spec, self.state, self.transport = settings, spec, state, transport
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=maxsize)
+        self.stop = threading.Event()
+        self.client: J1PClient | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # noqa: BLE001 — reported to the consuming thread
+            self._put(("error", exc))
+
+    def _put(self, event: tuple[str, Any]) -> None:
+        while not self.stop.is_set():
+            try:
+                self.events.put(event, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        async with J1PClient(self.settings, transport=self.transport) as client:
+            self.client = client
+            async for batch in read_source(client, self.spec, self.state):
+                await loop.run_in_executor(None, self._put, ("batch", batch))
+                if self.stop.is_set():
+                    return
+        self._put(("done", None))
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def extract_pipelines(project: Project, names: Iterable[str] | None = None, *, progress: ProgressFn | None = None,
+                      run_id: str | None = None,
+                      transport: httpx.AsyncBaseTransport | None = None) -> list[ExtractResult]:
+    """Extract the named pipelines (default: all), in dependency order. A failing source does not
+    stop the others; its result carries the error."""
+    wanted = list(names) if names else None
+    specs = load_pipelines(project.root, wanted)
+    if wanted:
+        specs = [s for s in specs if s.name in wanted]
+    run_id = run_id or f"extract-{uuid.uuid4().hex[:12]}"
+    return [extract_pipeline(project, spec, progress=progress, run_id=run_id, transport=transport) for spec in specs]
+
+
+def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: ProgressFn | None = None,
+                     run_id: str | None = None, transport: httpx.AsyncBaseTransport | None = None) -> ExtractResult:
+    result = ExtractResult(spec.name)
+    started = time.perf_counter()
+    if spec.source_kind != "jaggaer":
+        result.skipped = ("extraction of SAP B1 sources (BusinessPartners polled by UpdateDate/UpdateTime) "
+                          "is not built yet")
+        return result
+    conn_name = spec.source["connection"]
+    settings = JaggaerSettings.from_profile(conn_name, project.connection(conn_name))
+    stager = Stager(project, spec)
+    with db.connect(project.state_path) as conn:
+        committed = load_state(conn, spec.name)
+    walk_state = KeysetState(committed.stamp, committed.id, dict(committed.seen))
+    fetcher = _Fetcher(settings, spec, walk_state, transport, maxsize=max(2, project.commit_every // 100))
+    fetcher.start()
+    chunk: dict[str, tuple[str, dict[str, Any]]] = {}
+    failed: list[Any] = []
+    pending = _Pending()
+    try:
+        while True:
+            kind, payload = fetcher.events.get()
+            if kind == "batch":
+                batch: Batch = payload
+                pending.add(batch)
+                for key, stamp, record in batch.records:
+                    chunk.pop(key, None)  # a record read twice in one chunk: keep the later read
+                    chunk[key] = (stamp, record)
+                failed.extend(batch.failed)
+                result.read += batch.fetched
+                result.pages += 1
+                if progress:
+                    progress(spec.name, result.read, pending.first_total)
+                if len(chunk) + len(failed) >= project.commit_every:
+                    _commit(project, spec, stager, chunk, failed, pending, committed, result, run_id)
+            elif kind == "done":
+                _commit(project, spec, stager, chunk, failed, pending, committed, result, run_id)
+                break
+            else:
+                raise payload
+    except ConnectorError as exc:
+        result.error = str(exc)
+    except ValueError as exc:
+        result.error = f"{spec.source['list']}: {exc}"
+    finally:
+        fetcher.stop.set()
+        fetcher.join(timeout=5)
+        if fetcher.client is not None:
+            c = fetcher.client.counters
+            result.requests, result.retries, result.warnings = c.requests, c.retries, c.warnings
+            result.requests += fetcher.client.tokens.fetches
+        result.duration_s = time.perf_counter() - started
+    return result
+
+
+@dataclass
+class _Pending:
+    """Cursor movement and `seen` pairs of the batches read since the last commit."""
+
+    stamp: str | None = None
+    id: str | None = None
+    seen: dict[str, str] = field(default_factory=dict)
+    first_total: int | None = None
+
+    def add(self, batch: Batch) -> None:
+        self.stamp, self.id = batch.stamp, batch.id
+        self.seen.update(batch.seen_added)
+        if self.first_total is None:
+            self.first_total = batch.total
+
+
+def _commit(project: Project, spec: PipelineSpec, stager: Stager, chunk: dict[str, tuple[str, dict[str, Any]]],
+            failed: list[Any], pending: _Pending, committed: KeysetState, result: ExtractResult, run_id: str | None) -> None:
+    """Stage the chunk, then record quarantine entries and advance the cursor. Clears the buffers."""
+    outcome = stager.stage(((k, s, r) for k, (s, r) in chunk.items()), run_id=run_id)
+    entries = outcome.invalid + [
+        quarantine.QuarantinedRecord(spec.name, f.key, "extract", f.reason, f.record, run_id) for f in failed
+    ]
+    bad_keys = {e.record_key for e in entries}
+    staged = [k for k in chunk if k not in bad_keys]
+    if pending.stamp is not None:
+        committed.stamp, committed.id = pending.stamp, pending.id
+        committed.seen.update(pending.seen)
+        committed.prune(spec.cursor.overlap_seconds)
+    with db.connect(project.state_path) as conn:
+        quarantine.add(conn, entries)
+        _resolve_extract_quarantine(conn, spec.name, staged)
+        save_state(conn, spec.name, committed)
+    result.new += outcome.new
+    result.changed += outcome.changed
+    result.quarantined += len(entries)
+    result.commits += 1
+    chunk.clear()
+    failed.clear()
+    pending.stamp = pending.id = None
+    pending.seen = {}
+
+
+def _resolve_extract_quarantine(conn: duckdb.DuckDBPyConnection, pipeline: str, keys: list[str]) -> None:
+    """A record staged now closes its open extract/validate quarantine entries (not later stages')."""
+    if not keys:
+        return
+    quarantine.ensure_table(conn)
+    conn.execute(
+        "UPDATE quarantine SET resolved_at = now() WHERE pipeline = ? AND stage IN ('extract', 'validate') "
+        "AND resolved_at IS NULL AND record_key IN (SELECT unnest(?::VARCHAR[]))",
+        [pipeline, keys],
+    )

@@ -1,0 +1,286 @@
+"""J1P over HTTP: OAuth2 client-credentials tokens, retries, and `returnCode` outcomes (contract §3, §4.6, §9).
+
+One `J1PClient` per connection and run; it is async (httpx.AsyncClient) so detail reads run with
+bounded concurrency. Secrets never appear in logs or exceptions: messages name the URL path and the
+connection, never the token, the client secret or a request body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_base
+
+from engine.errors import ConfigError, ConnectorError
+
+log = logging.getLogger("engine.jaggaer")
+
+ACCEPTED_WARNINGS = {"1", "-996"}
+TRANSIENT_CODE = "-998"
+REFRESH_MARGIN_S = 30.0
+
+
+@dataclass(frozen=True)
+class JaggaerSettings:
+    """A resolved `kind: jaggaer` connection profile."""
+
+    name: str
+    base_url: str
+    token_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    max_concurrency: int = 8
+    timeout: float = 30.0
+    retry_attempts: int = 6
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+
+    @classmethod
+    def from_profile(cls, name: str, profile: Mapping[str, Any]) -> JaggaerSettings:
+        retry = profile.get("retry") or {}
+        return cls(
+            name=name,
+            base_url=str(profile["base_url"]).rstrip("/"),
+            token_url=str(profile["token_url"]),
+            client_id=str(profile["client_id"]),
+            client_secret=str(profile["client_secret"]),
+            max_concurrency=int(profile.get("max_concurrency") or 8),
+            timeout=float(profile.get("timeout") or 30.0),
+            retry_attempts=int(retry.get("attempts", 6)),
+            backoff_initial=float(retry.get("backoff_initial", 1.0)),
+            backoff_max=float(retry.get("backoff_max", 60.0)),
+        )
+
+
+class J1PError(ConnectorError):
+    """A J1P request failed for good: an application `returnCode`, a 4xx, or the retry budget spent."""
+
+    def __init__(self, message: str, *, code: str | None = None, return_message: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.return_message = return_message
+        self.path = path
+
+
+class AuthFailed(ConfigError):
+    """The token endpoint refused the client credentials, or a fresh token was refused."""
+
+
+class _Transient(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _Backoff(wait_base):
+    """`Retry-After` when the server sent one, else exponential from `initial` with jitter, capped."""
+
+    def __init__(self, initial: float, cap: float) -> None:
+        self.initial, self.cap = initial, cap
+
+    def __call__(self, retry_state: Any) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            return min(exc.retry_after, self.cap)
+        base = min(self.cap, self.initial * 2 ** (retry_state.attempt_number - 1))
+        return min(self.cap, base * random.uniform(0.5, 1.5))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class TokenProvider:
+    """One cached bearer token per connection, renewed 30 s before expiry and on demand after a 401."""
+
+    def __init__(self, settings: JaggaerSettings, http: httpx.AsyncClient, *, clock: Callable[[], float] = time.monotonic,
+                 retrying: Callable[[], AsyncRetrying] | None = None) -> None:
+        self._settings = settings
+        self._http = http
+        self._clock = clock
+        self._retrying = retrying
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self.fetches = 0
+
+    async def get(self) -> str:
+        if self._token and self._clock() < self._renew_at:
+            return self._token
+        async with self._lock:
+            if self._token and self._clock() < self._renew_at:
+                return self._token
+            if self._retrying is None:
+                await self._fetch()
+            else:
+                async for attempt in self._retrying():
+                    with attempt:
+                        await self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self, token: str) -> None:
+        """Drop the cached token if it is still the one the server refused."""
+        if self._token == token:
+            self._token = None
+
+    async def _fetch(self) -> None:
+        s = self._settings
+        data = {"grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}
+        try:
+            response = await self._http.post(s.token_url, data=data, headers={"Accept": "application/json"})
+        except httpx.TransportError as exc:
+            raise _Transient(f"token endpoint unreachable ({type(exc).__name__})") from None
+        self.fetches += 1
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise _Transient(f"token endpoint answered {status}", parse_retry_after(response.headers.get("Retry-After")))
+        if status in (400, 401):
+            raise AuthFailed(
+                f"connection '{s.name}': the token endpoint {s.token_url} refused the client credentials "
+                f"(HTTP {status} {_oauth_error(response)}); check client_id and client_secret"
+            )
+        if status != 200:
+            raise AuthFailed(f"connection '{s.name}': the token endpoint {s.token_url} answered HTTP {status}")
+        try:
+            body = response.json()
+            token = f"{body.get('token_type') or 'Bearer'} {body['access_token']}"
+            lifetime = float(body.get("expires_in") or 300)
+        except (ValueError, KeyError, TypeError):
+            raise AuthFailed(f"connection '{s.name}': the token endpoint {s.token_url} sent no usable token") from None
+        margin = min(REFRESH_MARGIN_S, lifetime / 2)
+        self._token = token
+        self._renew_at = self._clock() + lifetime - margin
+
+
+def _oauth_error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        return f"{body.get('error', '')}: {body.get('error_description', '')}".strip(": ")
+    except ValueError:
+        return ""
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    retries: int = 0
+    warnings: int = 0
+
+
+class J1PClient:
+    """Authenticated GETs against one J1P tenant with retries and `returnCode` handling."""
+
+    def __init__(self, settings: JaggaerSettings, *, transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        limits = httpx.Limits(max_connections=settings.max_concurrency + 2,
+                              max_keepalive_connections=settings.max_concurrency + 2)
+        self._http = httpx.AsyncClient(timeout=settings.timeout, limits=limits, transport=transport,
+                                       headers={"Accept": "application/json"})
+        self.tokens = TokenProvider(settings, self._http, clock=clock, retrying=self._retrying)
+        self.counters = Counters()
+
+    async def __aenter__(self) -> J1PClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _retrying(self) -> AsyncRetrying:
+        s = self.settings
+
+        def count(_: Any) -> None:
+            self.counters.retries += 1
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(s.retry_attempts),
+            wait=_Backoff(s.backoff_initial, s.backoff_max),
+            retry=retry_if_exception_type(_Transient),
+            before_sleep=count,
+            reraise=True,
+        )
+
+    async def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET `<base_url><path>`: retried while transient; raises J1PError on a definitive failure."""
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    return await self._get_once(path, params)
+        except _Transient as exc:
+            raise J1PError(f"{path}: gave up after {self.settings.retry_attempts} attempts: {exc.reason}",
+                           code=TRANSIENT_CODE if "returnCode -998" in exc.reason else None,
+                           return_message=exc.reason, path=path) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get_once(self, path: str, params: Mapping[str, str] | None) -> dict[str, Any]:
+        url = self.settings.base_url + path
+        for fresh in (False, True):
+            token = await self.tokens.get()
+            self.counters.requests += 1
+            try:
+                response = await self._http.get(url, params=params, headers={"Authorization": token})
+            except (httpx.TransportError, httpx.TimeoutException) as exc:
+                raise _Transient(f"connection failed ({type(exc).__name__})") from None
+            if response.status_code == 401:
+                # Decide on the status alone: no WWW-Authenticate, a bare '; charset' content type (§3.4).
+                self.tokens.invalidate(token)
+                if fresh:
+                    raise AuthFailed(f"connection '{self.settings.name}': a freshly issued token was refused (401) on {path}")
+                continue
+            return self._outcome(response, path)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _outcome(self, response: httpx.Response, path: str) -> dict[str, Any]:
+        status = response.status_code
+        if status == 429:
+            raise _Transient("rate limited (429)", parse_retry_after(response.headers.get("Retry-After")))
+        if status >= 500:
+            raise _Transient(f"HTTP {status}")
+        body: Any = None
+        try:
+            body = response.json()
+        except ValueError:
+            if status == 200:
+                raise _Transient("HTTP 200 with a body that is not JSON") from None
+        code = str(body.get("returnCode")) if isinstance(body, dict) and "returnCode" in body else None
+        message = str(body.get("returnMessage", "")) if isinstance(body, dict) else ""
+        if status != 200:
+            raise J1PError(f"{path}: HTTP {status}" + (f", returnCode {code}: {message}" if code else ""),
+                           code=code or str(status), return_message=message, path=path)
+        if not isinstance(body, dict):
+            raise J1PError(f"{path}: expected a JSON object, got {type(body).__name__}", path=path)
+        if code is None or code == "0":
+            return body
+        if code in ACCEPTED_WARNINGS:
+            self.counters.warnings += 1
+            log.warning("J1P %s answered returnCode %s (accepted): %s", path, code, message)
+            return body
+        if code == TRANSIENT_CODE:
+            raise _Transient(f"returnCode -998: {message}")
+        raise J1PError(f"{path}: returnCode {code}: {message}", code=code, return_message=message, path=path)
