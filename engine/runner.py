@@ -148,6 +148,17 @@ def _writes_to_b1(project: Any, spec: Any) -> bool:
         return False
 
 
+async def _retry_setup(step: Callable[[], Any], attempts: int = 5) -> Any:
+    """A setup step is idempotent (it looks up before it creates): repeat it on transient faults."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await step()
+        except Exception as exc:
+            if attempt == attempts or not getattr(exc, "is_transient", False):
+                raise
+            await asyncio.sleep(0.2 * attempt)
+
+
 def _new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
@@ -202,7 +213,7 @@ async def _load_all(
                 for table, ref_field in sorted({(USER_FIELD_TABLES.get(s.target["entity"]), s.target["external_ref"])
                                                  for s in specs if s.target.get("external_ref", "").startswith("U_")
                                                  and s.target["entity"] in USER_FIELD_TABLES}):
-                    await ensure_user_field(client, table, ref_field, "JAGGAER reference", size=50)
+                    await _retry_setup(lambda t=table, f=ref_field: ensure_user_field(client, t, f, "JAGGAER reference"))
                 codes = await fetch_reference_codes(client)
                 port = SlPort(client)
                 for spec in specs:
