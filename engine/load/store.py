@@ -26,7 +26,7 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS events (
         run_id VARCHAR, pipeline VARCHAR, external_ref VARCHAR, action VARCHAR, outcome VARCHAR,
         target_key VARCHAR, b1_code VARCHAR, b1_message VARCHAR, payload JSON, mapping_version VARCHAR,
-        writes INTEGER, attempts INTEGER, at TIMESTAMPTZ)""",
+        writes INTEGER, attempts INTEGER, happened_at TIMESTAMPTZ)""",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, kind VARCHAR, pipelines VARCHAR, started_at TIMESTAMPTZ,
         finished_at TIMESTAMPTZ, counts JSON, aborted VARCHAR)""",
