@@ -35,12 +35,22 @@ class Knobs:
         unknown = [name for name in changes if name not in known]
         for name, value in changes.items():
             if name in known and value is not None:
-                current = getattr(self, name)
-                setattr(self, name, type(current)(value) if current is not None else value)
+                setattr(self, name, _convert(getattr(self, name), value))
         return unknown
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _convert(current: Any, value: Any) -> Any:
+    """Cast `value` to the type of the knob's current value; "false"/"0"/"no"/"off" are False."""
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            return value.strip().lower() not in ("", "0", "false", "no", "off")
+        return bool(value)
+    if current is None:
+        return value
+    return type(current)(value)
 
 
 ErrorResponder = Callable[[Request, int], Response]

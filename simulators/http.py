@@ -152,6 +152,13 @@ class HttpServer:
             for writer in list(self._connections):
                 writer.transport.abort()
             await self._server.wait_closed()
+        # Let the aborted connections' handlers finish, then cancel what is left (e.g. timers).
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=1)
+            for task in still:
+                task.cancel()
 
     # -- one connection ----------------------------------------------------------------------
 
