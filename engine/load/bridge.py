@@ -58,11 +58,12 @@ def fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()[:32]
 
 
-def strip(payload: Any) -> Any:
+def strip(payload: Any, keep: tuple[str, ...] = ()) -> Any:
+    """Without the mapping's reserved `_` keys, except those in `keep` (`_base`, for the linker)."""
     if isinstance(payload, dict):
-        return {k: strip(v) for k, v in payload.items() if not k.startswith(RESERVED)}
+        return {k: strip(v, keep) for k, v in payload.items() if not k.startswith(RESERVED) or k in keep}
     if isinstance(payload, list):
-        return [strip(v) for v in payload]
+        return [strip(v, keep) for v in payload]
     return payload
 
 
@@ -152,7 +153,7 @@ class PipelineBridge:
                                  result.mapping_version)
                 continue
             payload = result.payload or {}
-            sent = strip(payload)
+            sent = strip(payload, keep=("_base",))  # the invoice linker turns `_base` into BaseType/Entry/Line
             fp = fingerprint(payload)
             line_refs = [str(line["_key"]) for line in payload.get(LINES) or [] if "_key" in line] or None
             context = {"record_key": key, "crosswalk_key": result.crosswalk_key, "payload": payload}

@@ -211,13 +211,15 @@ class Loader:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 writes += 1
-                entity = await self.port.create(target.entity_set, op.payload)
+                entity = await self.port.create(target.entity_set, _clean(op.payload))
             except Exception as exc:  # noqa: BLE001 - classified below
                 kind = self._kind(exc, creating=True)
                 if kind is ErrorClass.DUPLICATE:
                     existing = (await self._lookup([op.ref])).get(op.ref)
                     if existing:
                         return await self._adopt(op, existing, writes=writes, attempts=attempt)
+                    if not target.key_is_ref and op.payload.get(target.key_field) is not None:
+                        return await self._link_by_key(op, writes, attempt)
                     return self._failed(op, exc, writes, attempt, note=" (B1 says it exists, but no record carries the reference)")
                 if kind is not ErrorClass.TRANSIENT:
                     return self._failed(op, exc, writes, attempt)
@@ -231,6 +233,19 @@ class Loader:
             return Outcome(op, Status.SYNCED, key=key, lines=self._line_map(op, entity), writes=writes, attempts=attempt)
         return self._failed(op, last, writes, self.retry.attempts, note=" (gave up after retries; not in B1)")
 
+    async def _link_by_key(self, op: Operation, writes: int, attempts: int) -> Outcome:
+        """The key we send (e.g. a CardCode) is already taken in B1 by a record without our reference:
+        link that record by PATCHing the payload (reference included) onto it — never a second create."""
+        target = self._target
+        key = op.payload[target.key_field]
+        fields = {k: v for k, v in _clean(op.payload).items() if k != target.key_field}
+        try:
+            await self.port.patch(target.entity_set, key, fields)
+        except Exception as exc:  # noqa: BLE001
+            self._kind(exc)
+            return self._failed(op, exc, writes + 1, attempts, note=f" (linking the existing {target.key_field} {key!r})")
+        return Outcome(op, Status.SYNCED, key=key, adopted=True, writes=writes + 1, attempts=attempts)
+
     async def _update(self, op: Operation) -> Outcome:
         target = self._target
         writes = 0
@@ -239,7 +254,7 @@ class Loader:
         for attempt in range(1, self.retry.attempts + 1):
             try:
                 writes += 1
-                await self.port.patch(target.entity_set, op.key, op.payload)
+                await self.port.patch(target.entity_set, op.key, _clean(op.payload))
             except Exception as exc:  # noqa: BLE001 - classified below
                 kind = self._kind(exc)
                 if kind is ErrorClass.CONFLICT and attempt == 1:
@@ -351,6 +366,15 @@ class Loader:
             return op.context.get("line_map")
         entity = await self._get(op.key, [target.key_field, target.lines_field])
         return self._line_map(op, entity)
+
+
+def _clean(payload: Any) -> Any:
+    """What B1 receives: never one of the engine's reserved `_` keys."""
+    if isinstance(payload, dict):
+        return {k: _clean(v) for k, v in payload.items() if not str(k).startswith("_")}
+    if isinstance(payload, list):
+        return [_clean(v) for v in payload]
+    return payload
 
 
 def _same(have: Any, sent: Any) -> bool:
