@@ -23,6 +23,7 @@ import ssl as ssl_module
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote
 
 import h11
@@ -93,6 +94,7 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 # Called when a request body is over the limit: the app's own error answer (e.g. a 413 envelope).
 TooLargeHandler = Callable[[Request], Response]
 
@@ -266,7 +268,8 @@ class HttpServer:
         no_body = response.status in (204, 304) or 100 <= response.status < 200
         if not no_body:
             headers.append(("Content-Length", str(len(body))))
-        data = conn.send(h11.Response(status_code=response.status, headers=headers))
+        data = conn.send(h11.Response(status_code=response.status, headers=headers,
+                                      reason=_REASONS.get(response.status, b"")))
         if body and not no_body:
             data += conn.send(h11.Data(data=body))
         data += conn.send(h11.EndOfMessage())

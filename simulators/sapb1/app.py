@@ -317,7 +317,10 @@ class ServiceLayerApp:
 
     def single_property(self, call: Call, eset: EntitySet, record: dict[str, Any], rest: str) -> Response:
         name, _, raw = rest.partition("/")
-        self.resolver(eset)(name)
+        try:
+            self.resolver(eset)(name)
+        except SLError:
+            raise E.segment_not_found(name) from None
         value = render(self.schema, eset.type_name, {name: record.get(name)}, call.v2, self.store.udfs)[name]
         if raw == "$value":
             return Response(200, [("Content-Type", "text/plain;charset=utf-8")], str(value).encode())
