@@ -17,6 +17,7 @@ from engine import db
 from engine.load import Action, Loader, LoadStats, Operation, RetryPolicy, Target, store
 from engine.load.bridge import LedgerJournal, diff_payload, fingerprint, strip
 from engine.load.slport import SlPort
+from engine.runner import _retry_setup
 from engine.sapb1 import SapB1Client, ensure_user_field
 
 PIPELINE = "purchase_orders"
@@ -75,7 +76,7 @@ async def sync(service_root: str, state: Path, payloads: dict[str, dict[str, Any
         store.ensure_tables(conn)
         ops = plan(conn, payloads, refs)
         async with SapB1Client(service_root, company, user, password, max_concurrency=8) as client:
-            await ensure_user_field(client, "OPOR", "JaggaerRef", "JAGGAER reference")
+            await _retry_setup(lambda: ensure_user_field(client, "OPOR", "JaggaerRef", "JAGGAER reference"))
             journal = LedgerJournal(conn, run_id, TARGET, PIPELINE, store.load_crosswalk(conn))
             loader = Loader(SlPort(client), journal, retry=retry or RetryPolicy(base_delay=0.02, max_delay=0.2))
             await loader.load(TARGET, ops)

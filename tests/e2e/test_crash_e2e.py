@@ -20,10 +20,19 @@ from tests.e2e.driver import purchase_order, sync
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def killed_run(service_root: str, state: Path, n: int, after: float) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.e2e.driver", service_root, str(state), str(n)],
+def po_writes(sim) -> int:
+    return sim.counters["writes_by_entity"].get("PurchaseOrders", {}).get("POST", 0)
+
+
+def killed_run(sim, state: Path, n: int, after_writes: int, extra_delay: float) -> None:
+    """Start a run and SIGKILL it once B1 has taken `after_writes` more writes (plus a random delay)."""
+    start = po_writes(sim)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.e2e.driver", sim.service_root("v2"), str(state), str(n)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(after)
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and po_writes(sim) - start < after_writes and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(extra_delay)
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
@@ -39,7 +48,7 @@ def crash_trials(sim, tmp_path: Path, trials: int, seed: int) -> None:
         sim.set_knobs(latency_ms=8, workers=8, drop_after_rate=0.03, random_seed=trial)
         state = tmp_path / f"state-{trial}.duckdb"
         for _ in range(rng.randint(1, 3)):  # one to three crashes, at random points
-            killed_run(sim.service_root("v2"), state, n, rng.uniform(0.4, 2.5))
+            killed_run(sim, state, n, rng.randint(1, n // 3), rng.uniform(0, 0.05))
         landed = len([d for d in sim.entities("PurchaseOrders") if d.get("U_JaggaerRef")])
         partial += 0 < landed < n
         sim.set_knobs(drop_after_rate=0.0)

@@ -68,6 +68,7 @@ def test_session_expiry_mid_batch_is_survived_with_one_relogin(sapb1, tmp_path):
 def test_minus_5002_fails_records_visibly_and_replay_lands_them_once(sapb1, tmp_path):
     state = tmp_path / "state.duckdb"
     records = payloads(60)
+    asyncio.run(sync(sapb1.service_root("v2"), state, {}, run_id="setup"))  # the U_ field exists first
     sapb1.set_knobs(internal_error_rate=0.2, random_seed=5)
     stats = asyncio.run(sync(sapb1.service_root("v2"), state, records))
     assert stats.failed > 0
