@@ -112,7 +112,7 @@ class _ExprChecker:
         except TemplateSyntaxError as exc:
             self.add(at, f"invalid expression `{source}`: {exc.message}")
             return
-        allowed = scope | set(ENV.globals) | {fn.LOOKUPS_VAR}
+        allowed = scope | set(ENV.globals) | {fn.LOOKUPS_VAR, fn.API_VERSION_VAR}
         for name in sorted(meta.find_undeclared_variables(tree) - allowed):
             hint = f" (a literal string needs quotes: \"'{name}'\")" if re.match(r"^([A-Z]|[a-z]{1,4}[A-Z_])", name) else ""
             self.add(at, f"unknown name {name!r} in `{source}`{hint}; known: {', '.join(sorted(scope))}")

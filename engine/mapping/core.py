@@ -108,7 +108,7 @@ class Lookups:
 
     crosswalk: MappingABC[str, MappingABC[str, Any]] = field(default_factory=dict)
     reference_codes: MappingABC[str, Any] | None = None
-    api_version: str = "v2"
+    api_version: str | None = None  # "v1" | "v2"; None: the mapping's (load_mapping(api_version=...))
     rule_tables: dict[str, RuleTable] = field(default_factory=dict)
     _reverse: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
@@ -349,9 +349,8 @@ class MappingFile:
         self.schema_path = resolve_schema_path(self.target, project_root)
         self.schema, self._validate = _load_schema(str(self.schema_path), self.schema_path.stat().st_mtime)
         self.lengths = _max_lengths(self.schema)
-        self.lookups = Lookups(
-            rule_tables=load_rule_tables(project_root / "mappings" / "rules", self.rule_names), api_version=api_version
-        )
+        self.api_version = api_version
+        self.lookups = Lookups(rule_tables=load_rule_tables(project_root / "mappings" / "rules", self.rule_names))
         self.version = mapping_version(path.read_bytes(), self.lookups.rule_tables)
 
     # -- introspection
@@ -370,10 +369,11 @@ class MappingFile:
     def render(self, record: Any, key: str | None = None, *, lookups: Lookups | None = None) -> RenderResult:
         """Render one staged record. Never raises for a record-level problem: wait / quarantine instead."""
         lk = lookups or self.lookups
-        if lookups is not None and not lookups.rule_tables:
-            lk = Lookups(lookups.crosswalk, lookups.reference_codes, lookups.api_version, self.lookups.rule_tables)
+        # a per-run Lookups: complete it with this mapping's rule tables
+        if lookups is not None and any(name not in lookups.rule_tables for name in self.rule_names):
+            lookups.rule_tables = {**lookups.rule_tables, **self.lookups.rule_tables}
         key = None if key is None else str(key)
-        base = {"record": record, fn.LOOKUPS_VAR: lk}
+        base = {"record": record, fn.LOOKUPS_VAR: lk, fn.API_VERSION_VAR: lk.api_version or self.api_version}
         try:
             if self.prelude.lets:
                 base.update((k, v) for k, v in self._render_block(self.prelude, base, "")[1].items() if not k.startswith("_"))

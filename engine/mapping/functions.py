@@ -51,6 +51,7 @@ class ValueProblem(RejectSignal):
 
 
 LOOKUPS_VAR = "_lookups"
+API_VERSION_VAR = "_api_version"
 
 _DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
@@ -70,7 +71,7 @@ def _defined(value: Any) -> bool:
 def b1_date(context: Context, value: Any, version: str | None = None) -> str | None:
     if not _defined(value) or value == "":
         return None
-    version = version or _lookups(context).api_version
+    version = version or context.get(API_VERSION_VAR) or "v2"
     if isinstance(value, datetime):
         d = value.date()
     elif isinstance(value, date):

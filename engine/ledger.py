@@ -1,0 +1,483 @@
+"""The ledger, events, runs and crosswalk tables: what was sent, what B1 answered, what is in flight.
+
+- `ledger`    one row per (pipeline, external_ref): B1 key, fingerprint and payload of what was last
+              synced, status (pending | in_flight | synced | waiting | failed | quarantined), attempts,
+              last error. `attempt_fingerprint` is the fingerprint of the payload last *attempted*.
+- `events`    append-only, one row per intent and per attempt's outcome: payload sent, HTTP status,
+              B1 code/message/body, duration, mapping version, run id.
+- `runs`      one row per run: pipelines, start/finish, counts per outcome, mapping versions, engine version.
+- `crosswalk` JAGGAER id <-> B1 key per object type, with the line map (J1P line -> B1 LineNum) of documents.
+
+Crash safety: `record_intent` commits the in-flight status and the intent event BEFORE the loader
+sends anything; after a crash `pending_intents` names the records whose outcome is unknown, to be
+looked up in B1 before any re-send. Every write function batches its rows in one transaction.
+Secret-like keys and session cookies are redacted from anything stored (`redact`).
+
+The column layout is shared with `engine/load/store.py` (same columns, same order); this module adds
+`http_status`, `duration_ms`, `b1_body` to `events` and `mapping_versions`, `engine_version` to `runs`
+at the end of those tables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from engine import __version__
+from engine.mapping.core import CrosswalkEntry
+
+STATUSES = ("pending", "in_flight", "synced", "waiting", "failed", "quarantined")
+
+DDL = [
+    """CREATE TABLE IF NOT EXISTS ledger (
+        pipeline VARCHAR NOT NULL, external_ref VARCHAR NOT NULL, record_key VARCHAR,
+        target_entity VARCHAR, target_key VARCHAR, fingerprint VARCHAR, attempt_fingerprint VARCHAR,
+        mapping_version VARCHAR, status VARCHAR NOT NULL, attempts INTEGER DEFAULT 0,
+        last_error_code VARCHAR, last_error VARCHAR, payload JSON, line_map JSON,
+        run_id VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+        PRIMARY KEY (pipeline, external_ref))""",
+    """CREATE TABLE IF NOT EXISTS events (
+        run_id VARCHAR, pipeline VARCHAR, external_ref VARCHAR, action VARCHAR, outcome VARCHAR,
+        target_key VARCHAR, b1_code VARCHAR, b1_message VARCHAR, payload JSON, mapping_version VARCHAR,
+        writes INTEGER, attempts INTEGER, happened_at TIMESTAMPTZ,
+        http_status INTEGER, duration_ms DOUBLE, b1_body JSON)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, kind VARCHAR, pipelines VARCHAR, started_at TIMESTAMPTZ,
+        finished_at TIMESTAMPTZ, counts JSON, aborted VARCHAR, mapping_versions JSON, engine_version VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS crosswalk (
+        object_type VARCHAR NOT NULL, jaggaer_id VARCHAR NOT NULL, b1_key VARCHAR NOT NULL, line_map JSON,
+        updated_at TIMESTAMPTZ, PRIMARY KEY (object_type, jaggaer_id))""",
+]
+# Columns this module adds to tables an older layout may have created.
+EXTRA_COLUMNS = {
+    "events": [("http_status", "INTEGER"), ("duration_ms", "DOUBLE"), ("b1_body", "JSON")],
+    "runs": [("mapping_versions", "JSON"), ("engine_version", "VARCHAR")],
+}
+LEDGER_COLUMNS = [
+    "pipeline", "external_ref", "record_key", "target_entity", "target_key", "fingerprint", "attempt_fingerprint",
+    "mapping_version", "status", "attempts", "last_error_code", "last_error", "payload", "line_map", "run_id",
+    "created_at", "updated_at",
+]
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    for ddl in DDL:
+        conn.execute(ddl)
+    for table, columns in EXTRA_COLUMNS.items():
+        for name, sql_type in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type}")
+
+
+# ---------------------------------------------------------------- redaction
+
+_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|session|cookie|authori[sz]ation|api[_-]?key|credential)", re.I)
+_SECRET_TEXT = re.compile(
+    r"((?:B1SESSION|ROUTEID|access_token|refresh_token|client_secret|password|Bearer)[\"']?\s*[=:]\s*[\"']?|Bearer\s+)"
+    r"([^\s\"',;&}]+)",
+    re.I,
+)
+REDACTED = "***"
+
+
+def redact(value: Any) -> Any:
+    """A copy with secret-like keys' values and inline session ids / tokens replaced by ***."""
+    if isinstance(value, Mapping):
+        return {k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") else redact(v))
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _SECRET_TEXT.sub(lambda m: m.group(1) + REDACTED, value)
+    return value
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(redact(value), default=str, separators=(",", ":"))
+
+
+def _load(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- rows
+
+
+@dataclass
+class LedgerRow:
+    pipeline: str
+    external_ref: str
+    record_key: str | None = None
+    target_entity: str | None = None
+    target_key: str | None = None
+    fingerprint: str | None = None
+    attempt_fingerprint: str | None = None
+    mapping_version: str | None = None
+    status: str = "pending"
+    attempts: int = 0
+    last_error_code: str | None = None
+    last_error: str | None = None
+    payload: Any = None
+    line_map: dict[str, int] | None = None
+    run_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+def has_table(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether a table exists (readers never create tables: they may hold a read-only connection)."""
+    return bool(conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
+    ).fetchone()[0])
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any]) -> list[LedgerRow]:
+    if not has_table(conn, "ledger"):
+        return []
+    sql = f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ledger {where} ORDER BY pipeline, external_ref"
+    out = []
+    for values in conn.execute(sql, list(params)).fetchall():
+        row = LedgerRow(**dict(zip(LEDGER_COLUMNS, values, strict=True)))
+        row.payload = _load(row.payload)
+        row.line_map = _load(row.line_map)
+        row.attempts = row.attempts or 0
+        out.append(row)
+    return out
+
+
+def ledger_rows(conn: duckdb.DuckDBPyConnection, pipeline: str, refs: Iterable[str] | None = None) -> dict[str, LedgerRow]:
+    """The ledger rows of one pipeline (optionally only `refs`), by external reference."""
+    if refs is None:
+        rows = _rows(conn, "WHERE pipeline = ?", [pipeline])
+    else:
+        refs = [str(r) for r in refs]
+        if not refs:
+            return {}
+        rows = _rows(conn, f"WHERE pipeline = ? AND external_ref IN ({', '.join('?' for _ in refs)})", [pipeline, *refs])
+    return {r.external_ref: r for r in rows}
+
+
+def _upsert(conn: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or update ledger rows, touching only the columns each row names."""
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(k for k in row if k not in ("pipeline", "external_ref"))), []).append(row)
+    for cols, group in groups.items():
+        names = ["pipeline", "external_ref", *cols]
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c != "created_at") or "status = ledger.status"
+        conn.executemany(
+            f"INSERT INTO ledger ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
+            f"ON CONFLICT (pipeline, external_ref) DO UPDATE SET {sets}",
+            [[r[c] for c in names] for r in group],
+        )
+
+
+class _Tx:
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
+        self.conn = conn
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        ensure_tables(self.conn)
+        self.conn.execute("BEGIN")
+        return self.conn
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+EVENT_COLUMNS = [
+    "run_id", "pipeline", "external_ref", "action", "outcome", "target_key", "b1_code", "b1_message", "payload",
+    "mapping_version", "writes", "attempts", "happened_at", "http_status", "duration_ms", "b1_body",
+]
+
+
+def _insert_events(conn: duckdb.DuckDBPyConnection, events: list[dict[str, Any]]) -> None:
+    if events:
+        conn.executemany(
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})",
+            [[e.get(c) for c in EVENT_COLUMNS] for e in events],
+        )
+
+
+# ---------------------------------------------------------------- what the loader calls
+
+
+@dataclass
+class Intent:
+    """A write about to be sent (create or update). Committed before the send."""
+
+    pipeline: str
+    external_ref: str
+    action: str  # create | update
+    payload: Any  # what will be sent
+    fingerprint: str
+    mapping_version: str
+    record_key: str | None = None
+    target_entity: str | None = None
+    target_key: str | None = None
+
+
+def record_intent(conn: duckdb.DuckDBPyConnection, run_id: str, intents: Sequence[Intent]) -> None:
+    """Mark records in flight and journal the intents, in one committed transaction, before sending."""
+    if not intents:
+        return
+    now = _now()
+    rows = {}
+    for i in intents:
+        row = {"pipeline": i.pipeline, "external_ref": i.external_ref, "status": "in_flight",
+               "attempt_fingerprint": i.fingerprint, "run_id": run_id, "updated_at": now, "created_at": now}
+        if i.record_key is not None:
+            row["record_key"] = i.record_key
+        if i.target_entity is not None:
+            row["target_entity"] = i.target_entity
+        rows[(i.pipeline, i.external_ref)] = row
+    with _Tx(conn) as tx:
+        _upsert(tx, list(rows.values()))
+        _insert_events(tx, [{
+            "run_id": run_id, "pipeline": i.pipeline, "external_ref": i.external_ref, "action": i.action,
+            "outcome": "intent", "target_key": i.target_key, "payload": _json(i.payload),
+            "mapping_version": i.mapping_version, "writes": 0, "attempts": 0, "happened_at": now,
+        } for i in intents])
+
+
+@dataclass
+class Result:
+    """The outcome of one record's attempt(s), as the loader saw it."""
+
+    pipeline: str
+    external_ref: str
+    action: str  # create | update | lookup
+    status: str  # synced | failed | waiting | quarantined | in_flight (still unknown)
+    target_key: str | None = None
+    fingerprint: str | None = None  # of the full rendered payload now in B1 (synced)
+    payload: Any = None  # the full rendered payload now in B1 (synced): the base of the next diff
+    sent: Any = None  # the body actually sent (for the event)
+    mapping_version: str | None = None
+    line_map: dict[str, int] | None = None
+    crosswalk: tuple[str, str] | None = None  # (object type, jaggaer id) to record with target_key
+    http_status: int | None = None
+    b1_code: str | None = None
+    b1_message: str | None = None
+    b1_body: Any = None
+    duration_ms: float | None = None
+    writes: int = 0
+    attempts: int = 1
+    adopted: bool = False  # found already in B1 (lost answer, crash) instead of written now
+    record_key: str | None = None
+    target_entity: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def record_result(conn: duckdb.DuckDBPyConnection, run_id: str, results: Sequence[Result]) -> None:
+    """Journal outcomes: ledger status, events, attempts and crosswalk, in one transaction."""
+    if not results:
+        return
+    now = _now()
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    crosswalk: dict[tuple[str, str], list[Any]] = {}
+    events = []
+    for r in results:
+        row: dict[str, Any] = {"pipeline": r.pipeline, "external_ref": r.external_ref, "run_id": run_id,
+                               "updated_at": now, "created_at": now, "status": r.status}
+        if r.record_key is not None:
+            row["record_key"] = r.record_key
+        if r.target_entity is not None:
+            row["target_entity"] = r.target_entity
+        if r.status == "synced":
+            row.update(target_key=r.target_key, fingerprint=r.fingerprint, attempt_fingerprint=r.fingerprint,
+                       mapping_version=r.mapping_version, payload=_json(r.payload), last_error_code=None, last_error=None)
+            if r.line_map is not None:
+                row["line_map"] = _json(r.line_map)
+            if r.crosswalk and r.target_key is not None:
+                crosswalk[r.crosswalk] = [r.crosswalk[0], str(r.crosswalk[1]), str(r.target_key), _json(r.line_map), now]
+        else:
+            row.update(last_error_code=r.b1_code, last_error=r.b1_message)
+            if r.target_key is not None:
+                row["target_key"] = r.target_key
+        rows[(r.pipeline, r.external_ref)] = row
+        events.append({
+            "run_id": run_id, "pipeline": r.pipeline, "external_ref": r.external_ref, "action": r.action,
+            "outcome": "adopted" if r.adopted else r.status, "target_key": r.target_key, "b1_code": r.b1_code,
+            "b1_message": redact(r.b1_message), "payload": _json(r.sent), "mapping_version": r.mapping_version,
+            "writes": r.writes, "attempts": r.attempts, "happened_at": now, "http_status": r.http_status,
+            "duration_ms": r.duration_ms, "b1_body": _json(r.b1_body),
+        })
+    with _Tx(conn) as tx:
+        _upsert(tx, list(rows.values()))
+        tx.executemany(
+            "UPDATE ledger SET attempts = coalesce(attempts, 0) + ? WHERE pipeline = ? AND external_ref = ?",
+            [[r.attempts, r.pipeline, r.external_ref] for r in results if r.attempts],
+        )
+        if crosswalk:
+            tx.executemany(
+                "INSERT INTO crosswalk VALUES (?, ?, ?, ?, ?) ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
+                "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at",
+                list(crosswalk.values()),
+            )
+        _insert_events(tx, events)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A record set to waiting / failed / quarantined without a write (planning, or a refused record)."""
+
+    pipeline: str
+    external_ref: str
+    reason: str
+    code: str | None = None
+    record_key: str | None = None
+    mapping_version: str | None = None
+
+
+def _mark(conn: duckdb.DuckDBPyConnection, run_id: str | None, status: str, marks: Sequence[Mark]) -> None:
+    if not marks:
+        return
+    now = _now()
+    with _Tx(conn) as tx:
+        existing: set[tuple[str, str]] = set()
+        by_pipeline: dict[str, list[str]] = {}
+        for m in marks:
+            by_pipeline.setdefault(m.pipeline, []).append(m.external_ref)
+        for pipeline, refs in by_pipeline.items():
+            for start in range(0, len(refs), 1000):
+                chunk = refs[start:start + 1000]
+                existing.update(tx.execute(
+                    f"SELECT pipeline, external_ref FROM ledger WHERE status IN ('synced', 'in_flight') AND pipeline = ? "
+                    f"AND external_ref IN ({', '.join('?' for _ in chunk)})", [pipeline, *chunk]).fetchall())
+        rows = []
+        for m in marks:
+            row: dict[str, Any] = {"pipeline": m.pipeline, "external_ref": m.external_ref, "last_error_code": m.code,
+                                   "last_error": m.reason, "updated_at": now, "run_id": run_id}
+            # A synced record keeps its status (B1 holds its last good version); an in-flight one stays in
+            # flight until it is resolved in B1. Both only note why the new version is held back.
+            if (m.pipeline, m.external_ref) not in existing:
+                row.update(status=status, created_at=now)
+                if m.mapping_version is not None:
+                    row["mapping_version"] = m.mapping_version
+            if m.record_key is not None:
+                row["record_key"] = m.record_key
+            rows.append(row)
+        _upsert(tx, rows)
+        _insert_events(tx, [{"run_id": run_id, "pipeline": m.pipeline, "external_ref": m.external_ref, "action": "plan",
+                             "outcome": status, "b1_code": m.code, "b1_message": redact(m.reason),
+                             "mapping_version": m.mapping_version, "writes": 0, "attempts": 0, "happened_at": now}
+                            for m in marks])
+
+
+def mark_waiting(conn: duckdb.DuckDBPyConnection, run_id: str | None, marks: Sequence[Mark]) -> None:
+    _mark(conn, run_id, "waiting", marks)
+
+
+def mark_failed(conn: duckdb.DuckDBPyConnection, run_id: str | None, marks: Sequence[Mark]) -> None:
+    _mark(conn, run_id, "failed", marks)
+
+
+def mark_quarantined(conn: duckdb.DuckDBPyConnection, run_id: str | None, marks: Sequence[Mark]) -> None:
+    _mark(conn, run_id, "quarantined", marks)
+
+
+def pending_intents(conn: duckdb.DuckDBPyConnection, pipeline: str | None = None) -> list[LedgerRow]:
+    """Records left in flight by an interrupted run: look each up in B1 before re-sending anything."""
+    if pipeline is None:
+        return _rows(conn, "WHERE status = 'in_flight'", [])
+    return _rows(conn, "WHERE status = 'in_flight' AND pipeline = ?", [pipeline])
+
+
+def failed_records(
+    conn: duckdb.DuckDBPyConnection, run_id: str | None = None, ref: str | Sequence[str] | None = None,
+    pipeline: str | None = None,
+) -> list[LedgerRow]:
+    """Failed records for `replay`: all, those that failed in one run, or by reference (ref or record key)."""
+    where, params = ["status = 'failed'"], []
+    if run_id is not None:
+        where.append("EXISTS (SELECT 1 FROM events e WHERE e.run_id = ? AND e.pipeline = ledger.pipeline "
+                     "AND e.external_ref = ledger.external_ref AND e.outcome = 'failed')")
+        params.append(run_id)
+    if ref is not None:
+        refs = [ref] if isinstance(ref, str) else list(ref)
+        marks = ", ".join("?" for _ in refs)
+        where.append(f"(external_ref IN ({marks}) OR record_key IN ({marks}))")
+        params += refs + refs
+    if pipeline is not None:
+        where.append("pipeline = ?")
+        params.append(pipeline)
+    return _rows(conn, "WHERE " + " AND ".join(where), params)
+
+
+# ---------------------------------------------------------------- runs
+
+
+def start_run(
+    conn: duckdb.DuckDBPyConnection, run_id: str, pipelines: Sequence[str], *, kind: str = "run",
+    mapping_versions: Mapping[str, str] | None = None,
+) -> None:
+    ensure_tables(conn)
+    conn.execute(
+        "INSERT INTO runs (run_id, kind, pipelines, started_at, mapping_versions, engine_version) VALUES (?, ?, ?, ?, ?, ?)",
+        [run_id, kind, ",".join(pipelines), _now(), _json(dict(mapping_versions or {})), __version__],
+    )
+
+
+def finish_run(
+    conn: duckdb.DuckDBPyConnection, run_id: str, counts: Mapping[str, int], *, aborted: str | None = None,
+    mapping_versions: Mapping[str, str] | None = None,
+) -> None:
+    sets, params = ["finished_at = ?", "counts = ?", "aborted = ?"], [_now(), _json(dict(counts)), redact(aborted)]
+    if mapping_versions is not None:
+        sets.append("mapping_versions = ?")
+        params.append(_json(dict(mapping_versions)))
+    conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*params, run_id])
+
+
+# ---------------------------------------------------------------- crosswalk
+
+
+@dataclass(frozen=True)
+class CrosswalkRow:
+    object_type: str
+    jaggaer_id: str
+    b1_key: str
+    line_map: dict[str, int] | None = None
+
+
+def upsert_crosswalk(conn: duckdb.DuckDBPyConnection, rows: Sequence[CrosswalkRow]) -> None:
+    if not rows:
+        return
+    now = _now()
+    with _Tx(conn) as tx:
+        tx.executemany(
+            "INSERT INTO crosswalk VALUES (?, ?, ?, ?, ?) ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
+            "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at",
+            [[r.object_type, str(r.jaggaer_id), str(r.b1_key), _json(r.line_map), now] for r in rows],
+        )
+
+
+def load_crosswalk(
+    conn: duckdb.DuckDBPyConnection, object_types: Iterable[str] | None = None
+) -> dict[str, dict[str, CrosswalkEntry]]:
+    """type -> jaggaer id -> CrosswalkEntry(b1_key, line_map): what mappings' `crosswalk()` looks up."""
+    if not has_table(conn, "crosswalk"):
+        return {}
+    sql, params = "SELECT object_type, jaggaer_id, b1_key, line_map FROM crosswalk", []
+    if object_types is not None:
+        types = list(object_types)
+        if not types:
+            return {}
+        sql += f" WHERE object_type IN ({', '.join('?' for _ in types)})"
+        params = types
+    out: dict[str, dict[str, CrosswalkEntry]] = {}
+    for object_type, jaggaer_id, b1_key, line_map in conn.execute(sql, params).fetchall():
+        lm = _load(line_map)
+        out.setdefault(object_type, {})[jaggaer_id] = CrosswalkEntry(
+            b1_key, {str(k): int(v) for k, v in lm.items()} if lm else None
+        )
+    return out
