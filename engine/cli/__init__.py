@@ -22,6 +22,9 @@ VERBS = [
     "check",
     "run",
     "replay",
+    "test_mappings",
+    "plan",
+    "audit",
 ]
 
 
