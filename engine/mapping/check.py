@@ -113,7 +113,11 @@ class _ExprChecker:
             self.add(at, f"invalid expression `{source}`: {exc.message}")
             return
         allowed = scope | set(ENV.globals) | {fn.LOOKUPS_VAR, fn.API_VERSION_VAR}
-        for name in sorted(meta.find_undeclared_variables(tree) - allowed):
+        try:
+            undeclared = meta.find_undeclared_variables(tree)
+        except TemplateSyntaxError:  # an unknown filter or test: reported below
+            undeclared = set()
+        for name in sorted(undeclared - allowed):
             hint = f" (a literal string needs quotes: \"'{name}'\")" if re.match(r"^([A-Z]|[a-z]{1,4}[A-Z_])", name) else ""
             self.add(at, f"unknown name {name!r} in `{source}`{hint}; known: {', '.join(sorted(scope))}")
         for flt in tree.find_all(nodes.Filter):

@@ -1,0 +1,43 @@
+"""`ml-connector audit QUERY [ARG...]`: named audit queries or SQL over the state file (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engine.audit import QUERIES, audit, format_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    names = "\n".join(f"  {name:<11} {q.help}" for name, q in QUERIES.items())
+    parser = subparsers.add_parser(
+        "audit", help="query the audit trail: runs, failures, history <ref>, quarantine, waiting, or SQL",
+        description=f"Named queries:\n{names}\nor any SQL over ledger, events, runs, crosswalk, quarantine.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("query", nargs="?", default="runs", help="a named query or one SQL statement (default: runs)")
+    parser.add_argument("args", nargs="*", help="arguments of the named query (history: the external reference)")
+    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    parser.add_argument("--state", type=Path, help="state file (default: the project's)")
+    parser.add_argument("--json", action="store_true", help="print rows as JSON lines")
+    parser.add_argument("--width", type=int, default=60, help="cut cells to this many characters (table output)")
+    parser.set_defaults(func=run)
+
+
+def _state_path(args: argparse.Namespace) -> Path:
+    if args.state:
+        return args.state
+    from engine.project import load_project
+
+    return load_project(args.project).state_path
+
+
+def run(args: argparse.Namespace) -> int:
+    result = audit(_state_path(args), args.query, args.args)
+    if args.json:
+        for row in result.rows:
+            print(json.dumps(dict(zip(result.columns, row, strict=True)), default=str))
+    else:
+        print(format_table(result, max_width=args.width))
+    return 0

@@ -1,0 +1,101 @@
+"""`ml-connector plan [PIPELINE...]`: what a run would do, record by record. Writes nothing anywhere.
+
+Renders the staged records with the current mappings and diffs them with the ledger: creates,
+updates with field-level before/after, waits and quarantines. Dependants (purchase orders after
+suppliers, invoices after orders) are planned as if the creates planned before them had landed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from engine.plan import Plan, PlanItem, assume_created, plan_pipeline
+
+SYMBOL = {"create": "+", "update": "~", "skip": "=", "wait": "…", "quarantine": "!", "ignore": "-", "failed": "x"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plan", help="show what a run would create, update, skip, hold back (writes nothing)")
+    parser.add_argument("pipelines", nargs="*", metavar="PIPELINE", help="pipelines to plan (default: all)")
+    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    parser.add_argument("--limit", type=int, default=20, help="records listed per pipeline and action (default 20; 0: all)")
+    parser.add_argument("--ref", action="append", default=None, help="only these staged keys (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print plan items as JSON lines")
+    parser.set_defaults(func=run)
+
+
+def build_plan(root: Path, names: list[str] | None, refs: list[str] | None = None) -> Plan:
+    from engine import db, ledger
+    from engine.mapping import Lookups, load_mapping
+    from engine.project import load_project
+    from engine.spec import load_pipelines, order_by_dependencies
+
+    project = load_project(root)
+    specs = order_by_dependencies(load_pipelines(root, names))
+    plan = Plan()
+    if not project.state_path.exists():
+        return plan
+    with db.connect(project.state_path, read_only=True) as conn:
+        lookups = Lookups(crosswalk=ledger.load_crosswalk(conn))
+        for spec in specs:
+            mapping = load_mapping(root / spec.mapping, project_root=root)
+            part = plan_pipeline(conn, spec.name, mapping, keys=refs, lookups=lookups)
+            assume_created(part, mapping, lookups)
+            plan.extend(part)
+            plan.mapping_versions.setdefault(spec.name, mapping.version)
+    return plan
+
+
+def format_plan(plan: Plan, limit: int = 20) -> str:
+    lines: list[str] = []
+    for pipeline, version in plan.mapping_versions.items():
+        counts = plan.counts(pipeline)
+        summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n)
+        lines.append(f"{pipeline} (mapping {version}): {summary or 'nothing staged'}")
+        for action in ("create", "update", "wait", "quarantine", "failed", "ignore"):
+            items = plan.of(action, pipeline)
+            shown = items if limit <= 0 else items[:limit]
+            for item in shown:
+                lines += _describe(item)
+            if len(items) > len(shown):
+                lines.append(f"  {SYMBOL[action]} ... and {len(items) - len(shown)} more {action}")
+    total = plan.counts()
+    lines.append(f"total: {total['create']} create, {total['update']} update, {total['skip']} unchanged, "
+                 f"{total['wait']} waiting, {total['quarantine']} quarantined, {total['failed']} failed earlier "
+                 f"-> {plan.writes} write(s) to SAP B1 (none made by `plan`)")
+    return "\n".join(lines)
+
+
+def _describe(item: PlanItem) -> list[str]:
+    head = f"  {SYMBOL[item.action]} {item.action} {item.external_ref}"
+    if item.record_key and item.record_key != item.external_ref:
+        head += f" (record {item.record_key})"
+    if item.target_key:
+        head += f" -> B1 {item.target_key}"
+    if item.resume:
+        head += " [interrupted earlier: looked up in B1 first]"
+    if item.action in ("wait", "quarantine", "failed", "ignore"):
+        return [f"{head}: {item.reason}"]
+    out = [head]
+    if item.action == "update":
+        out += [f"      {change}" for change in item.changes]
+        if item.previous_mapping_version and item.previous_mapping_version != item.mapping_version:
+            out.append(f"      (mapping changed: {item.previous_mapping_version} -> {item.mapping_version})")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = build_plan(args.project, args.pipelines or None, args.ref)
+    if args.json:
+        for item in plan.items:
+            print(json.dumps({
+                "pipeline": item.pipeline, "ref": item.external_ref, "record_key": item.record_key,
+                "action": item.action, "reason": item.reason, "target_key": item.target_key,
+                "changes": [{"path": c.path, "before": c.before, "after": c.after, "note": c.note} for c in item.changes],
+                "body": item.body, "mapping_version": item.mapping_version,
+            }, default=str))
+    else:
+        print(format_plan(plan, args.limit))
+    return 0
