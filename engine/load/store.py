@@ -75,6 +75,14 @@ def ledger_rows(conn: duckdb.DuckDBPyConnection, pipeline: str) -> dict[str, dic
     return out
 
 
+def _many(conn: duckdb.DuckDBPyConnection, head: str, rows: list[list[Any]], tail: str = "") -> None:
+    """One multi-row VALUES statement per 500 rows: DuckDB's executemany runs a statement per row."""
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        one = "(" + ", ".join("?" for _ in chunk[0]) + ")"
+        conn.execute(f"{head} VALUES {', '.join(one for _ in chunk)} {tail}", [v for row in chunk for v in row])
+
+
 def _upsert(conn: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
     """Insert or update ledger rows, touching only the columns given (besides the key)."""
     if not rows:
@@ -85,11 +93,8 @@ def _upsert(conn: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None
     for cols, group in by_cols.items():
         names = ["pipeline", "external_ref", *cols]
         sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c != "created_at")
-        conn.executemany(
-            f"INSERT INTO ledger ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
-            f"ON CONFLICT (pipeline, external_ref) DO UPDATE SET {sets}",
-            [[r[c] for c in names] for r in group],
-        )
+        _many(conn, f"INSERT INTO ledger ({', '.join(names)})", [[r[c] for c in names] for r in group],
+              f"ON CONFLICT (pipeline, external_ref) DO UPDATE SET {sets}")
 
 
 def record_intents(conn: duckdb.DuckDBPyConnection, run_id: str, entity: str, ops: Sequence[Operation]) -> None:
@@ -103,11 +108,9 @@ def record_intents(conn: duckdb.DuckDBPyConnection, run_id: str, entity: str, op
             "target_entity": entity, "status": "in_flight", "attempt_fingerprint": op.fingerprint,
             "run_id": run_id, "updated_at": now, "created_at": now,
         } for op in latest.values()])
-        conn.executemany(
-            "INSERT INTO events VALUES (?, ?, ?, ?, 'intent', ?, NULL, NULL, ?, ?, 0, 0, ?)",
-            [[run_id, op.pipeline, op.ref, op.action.value, None if op.key is None else str(op.key),
-              _json(op.payload), op.mapping_version, now] for op in ops],
-        )
+        _many(conn, "INSERT INTO events",
+              [[run_id, op.pipeline, op.ref, op.action.value, "intent", None if op.key is None else str(op.key),
+                None, None, _json(op.payload), op.mapping_version, 0, 0, now] for op in ops])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -149,14 +152,13 @@ def record_results(conn: duckdb.DuckDBPyConnection, run_id: str, entity: str, cr
         _upsert(conn, list(ledger.values()))
         written = [[o.writes, o.op.pipeline, o.op.ref] for o in outcomes if o.writes]
         if written:
-            conn.executemany("UPDATE ledger SET attempts = attempts + ? WHERE pipeline = ? AND external_ref = ?", written)
+            _many(conn, "UPDATE ledger SET attempts = ledger.attempts + w.n FROM (", written,
+                  ") AS w(n, p, r) WHERE ledger.pipeline = w.p AND ledger.external_ref = w.r")
         if crosswalk:
-            conn.executemany(
-                "INSERT INTO crosswalk VALUES (?, ?, ?, ?, ?) ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
-                "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at",
-                list(crosswalk.values()),
-            )
-        conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", events)
+            _many(conn, "INSERT INTO crosswalk", list(crosswalk.values()),
+                  "ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
+                  "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at")
+        _many(conn, "INSERT INTO events", events)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
