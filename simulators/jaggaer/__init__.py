@@ -221,7 +221,7 @@ def start_simulator(seed: int = 50, random_seed: int | None = None, history_days
     """Run a simulator in a background thread (ephemeral port by default) for the `with` block."""
     app = build_app(seed, random_seed, history_days, tenant, client_id, client_secret,
                     page_size=page_size, token_lifetime=token_lifetime, **knobs)
-    server = HttpServer(app, host=host, port=port)
+    server = HttpServer(app, host=host, port=port, on_too_large=app.too_large)
     with ServerThread(server) as running:
         yield JaggaerSimulator(app, running)
 

@@ -88,7 +88,7 @@ def handle_admin(app: JaggaerApp, request: Request) -> Response:
         if parts == ["state", "save"] and method == "POST":
             from simulators.jaggaer.state import save_state
 
-            path = body.get("path") or getattr(app, "state_file", None)
+            path = body.get("path") or app.state_file
             if not path:
                 return _error(400, "no state file: start with --state FILE or give {\"path\"}")
             save_state(app, path)

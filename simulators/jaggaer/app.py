@@ -88,6 +88,7 @@ class JaggaerApp:
         self.rc = ReturnCodes(self.knobs)
         self.injector = FaultInjector(self.knobs, self._fault_response)
         self.counters: Counter[str] = Counter()
+        self.state_file: str | None = None  # --state FILE (for POST /_sim/state/save)
 
     # -- tenants -------------------------------------------------------------------------------
 
@@ -133,6 +134,10 @@ class JaggaerApp:
             return await self.injector.handle(request, lambda req: self._api(req, tenant, rest))
         self.counters["not_found"] += 1
         return error_response(self.rc, 404, 2, "Resource not found")
+
+    def too_large(self, request: Request) -> Response:
+        """HttpServer's answer to a body over its limit, in the J1P error envelope."""
+        return error_response(self.rc, 413, 2, "Request body too large")
 
     def _fault_response(self, request: Request, status: int) -> Response:
         self.counters[f"http_{status}"] += 1
@@ -209,7 +214,6 @@ class JaggaerApp:
     def _invoices_get(self, request: Request, tenant: Tenant, target: str | None) -> Response:
         store = tenant.store
         if target is None:
-            store.served_list = True
             return self._list(request, store.invoices, INVOICE_FIELDS, ("jiinvoiceList", "jiinvoice"),
                               lambda r: render.invoice_item(r, store.salt))
         inv = store.invoices.get(int(target)) if target.isdigit() else None
@@ -218,14 +222,12 @@ class JaggaerApp:
     def _purchaseorders_get(self, request: Request, tenant: Tenant, target: str | None) -> Response:
         store = tenant.store
         if target is None:
-            store.served_list = True
             return self._list(request, store.orders, ORDER_FIELDS, ("jepurchaseorderList", "jepurchaseorder"),
                               render.purchase_order_item)
         po = store.orders.get(int(target)) if target.isdigit() else None
         return self._not_found(target) if po is None else json_response(200, render.purchase_order(po))
 
     def _companyprofiles_get(self, request: Request, tenant: Tenant, target: str | None) -> Response:
-        tenant.store.served_list = True
         comp = frozenset(part.strip().upper() for part in request.query.get("comp", "").split(";") if part.strip())
         return self._list(request, tenant.store.suppliers, COMPANY_FIELDS, "returnCompanyData",
                           lambda r: render.company(r, comp), message="OK")

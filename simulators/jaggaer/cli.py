@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
                     args.client_secret, **knobs)
     if args.state and load_state(app, args.state):
         print(f"loaded state from {args.state}", file=sys.stderr)
-    app.state_file = args.state  # type: ignore[attr-defined]
-    server = HttpServer(app, host=args.host, port=args.port)
+    app.state_file = args.state
+    server = HttpServer(app, host=args.host, port=args.port, on_too_large=app.too_large)
     tenant = app.tenant()
     print(
         f"JAGGAER simulator on http://{args.host}:{args.port}  tenant {tenant.name!r} "

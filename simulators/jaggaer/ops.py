@@ -12,8 +12,7 @@ from typing import Any
 
 from simulators.jaggaer.catalog import COMMODITIES, ITEMS, ITEMS_BY_COMMODITY, PAYMENT_TERMS
 from simulators.jaggaer.fiql import parse_timestamp
-from simulators.jaggaer.generator import SHIP_TO_ADDRESSES, Generator
-from simulators.jaggaer.render import po_amounts
+from simulators.jaggaer.generator import Generator
 from simulators.jaggaer.store import (
     COMPANY_FIELDS,
     DAY_MS,
@@ -429,14 +428,3 @@ def change_invoice(store: TenantStore, gen: Generator, invoice_id: Any, changes:
         inv.last_ms = store.stamp()
         store.invoices.touch()
     return inv
-
-
-def order_summary(po: PurchaseOrder) -> tuple[float, float, float]:
-    return po_amounts(po)
-
-
-__all__ = [
-    "InvalidField", "NotFound", "cancel_order", "change_invoice", "change_order", "close_order", "company_changes",
-    "create_company", "create_invoice", "create_order", "get_invoice", "get_order", "get_supplier", "update_company",
-    "SHIP_TO_ADDRESSES",
-]

@@ -382,7 +382,6 @@ class TenantStore:
         self.orders = Collection("purchaseorders")
         self.invoices = Collection("invoices")
         self.last_stamp = 0
-        self.served_list = False  # back-dating is allowed only before the first list is served
         self.seq = {
             "supplier": 20000, "remit": 77000, "po": 3120000, "po_number": 0, "po_line": 5500000,
             "invoice": 2600000, "invoice_number": 0, "invoice_line": 9100000,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 import httpx
 import pytest
 
-from engine.cli import build_parser
 from simulators.jaggaer import build_app, ops
-from simulators.jaggaer.cli import KNOB_FLAGS
+from simulators.jaggaer.cli import KNOB_FLAGS, add_arguments
 from simulators.jaggaer.state import load_state, save_state
 from tests.simulators.jaggaer.conftest import PO_PATH, api_for
 
@@ -110,11 +111,13 @@ def test_state_file_round_trip(tmp_path):
 
 
 def test_cli_flags_map_onto_knobs():
-    args = build_parser().parse_args([
-        "sim", "jaggaer", "--port", "0", "--seed", "5", "--rate-limit", "10", "--retry-after", "0",
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([
+        "--port", "0", "--seed", "5", "--rate-limit", "10", "--retry-after", "0",
         "--returncode-type", "mixed", "--history-days", "2", "--page-size", "25", "--error-rate", "0.1",
     ])
-    assert args.simulator == "jaggaer" and args.seed == 5 and args.random_seed == 7
+    assert args.seed == 5 and args.random_seed == 7
     app = build_app(args.seed, args.random_seed, args.history_days, args.tenant, args.client_id, args.client_secret,
                     **{name: getattr(args, name) for name in KNOB_FLAGS})
     assert (app.knobs.rate_limit, app.knobs.retry_after, app.knobs.returncode_type) == (10, 0, "mixed")

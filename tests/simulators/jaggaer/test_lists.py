@@ -166,3 +166,13 @@ def test_returncode_type_knob(fresh):
     fresh.set_knobs(returncode_type="number")
     assert api.get(PO_PATH).json()["returnCode"] == 0
     api.close()
+
+
+def test_unknown_tenant_and_oversized_body(sim, api):
+    assert httpx.get(f"{sim.base_url}/tenants/nobody{PO_PATH}").status_code == 404
+    token = httpx.post(f"{sim.base_url}/tenants/nobody/auth/realms/J1p-integrations/protocol/openid-connect/token",
+                       data={"grant_type": "client_credentials", "client_id": sim.client_id,
+                             "client_secret": sim.client_secret})
+    assert token.status_code == 401
+    huge = api.client.post(COMPANY_PATH, content=b"x" * 52_428_801, headers={"Content-Type": "application/json"})
+    assert huge.status_code == 413 and huge.json()["returnMessage"] == "Request body too large"
