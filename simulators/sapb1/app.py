@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ CT_V2_ERROR = "application/json;charset=utf-8"
 HDR_V1 = ("DataServiceVersion", "3.0")
 HDR_V2 = ("OData-Version", "4.0")
 DOC_ACTIONS = ("Close", "Cancel", "Reopen", "CreateCancellationDocument")
+_SESSION_COOKIE = re.compile(r"(?:^|;)\s*B1SESSION=([^;\s]*)")
 WRITE_METHODS = frozenset(("POST", "PATCH", "PUT", "DELETE", "MERGE"))
 
 
@@ -83,6 +85,7 @@ class ServiceLayerApp:
         self.requests: dict[str, int] = {}
         self.by_entity: dict[str, dict[str, int]] = {}
         self.logins = 0
+        self._keys: dict[tuple[str, str], tuple] = {}  # parsed entity keys of the hot path
         from simulators.sapb1.webhooks import Webhooks
 
         self.webhooks = Webhooks(self)
@@ -140,7 +143,8 @@ class ServiceLayerApp:
                 return Response(500, [], b"")
             if resource == "Login" and method == "POST":
                 return await self.login(call)
-            session = self.sessions.get(request.cookies().get("B1SESSION"))
+            cookie = _SESSION_COOKIE.search(request.headers.get("cookie", ""))
+            session = self.sessions.get(cookie.group(1) if cookie else None)
             if session is None:
                 raise E.session_error()
             if self.knobs.session_kill_rate and self.injector.random.random() < self.knobs.session_kill_rate:
@@ -221,7 +225,12 @@ class ServiceLayerApp:
         per[call.method] = per.get(call.method, 0) + 1
         if key_text is None:
             return self.collection(call, eset, rest)
-        key = parse_key(eset, self.schema, unquote(key_text))
+        key = self._keys.get((name, key_text))
+        if key is None:
+            key = parse_key(eset, self.schema, unquote(key_text))
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[(name, key_text)] = key
         return self.entity(call, eset, key, rest)
 
     def collection(self, call: Call, eset: EntitySet, rest: str | None) -> Response:
@@ -483,8 +492,14 @@ def _apache_error(status: int, reason: str) -> Response:
     return Response(status, [("Content-Type", "text/html; charset=iso-8859-1")], body)
 
 
+_SIMPLE_RESOURCE = re.compile(r"^([A-Za-z_$][\w]*)(?:\(([^()'%]*|'[^'%()]*')\))?(?:/([\w$]+))?$")
+
+
 def split_resource(resource: str) -> tuple[str, str | None, str | None]:
     """`Set('A%27B')/Close` -> ("Set", "'A%27B'", "Close"), keys still percent-encoded."""
+    simple = _SIMPLE_RESOURCE.match(resource)
+    if simple:  # the hot path: no quotes inside keys, nothing percent-encoded
+        return simple.group(1), simple.group(2), simple.group(3)
     index = 0
     while index < len(resource) and resource[index] not in "(/":
         index += 1

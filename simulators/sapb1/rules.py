@@ -8,6 +8,7 @@ place (copy, change, `store.put`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import math
 from collections.abc import Callable
@@ -36,6 +37,7 @@ COPIED_LINE_FIELDS = (
 EPS = 1e-9
 
 
+@functools.lru_cache(maxsize=4096)
 def etag_of(data_version: int | None) -> str:
     """`W/"<upper-hex SHA-1 of str(DataVersion)>"` (contract §8.5)."""
     return 'W/"' + hashlib.sha1(str(data_version or 0).encode()).hexdigest().upper() + '"'
