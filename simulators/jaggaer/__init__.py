@@ -10,7 +10,8 @@ Tests and scripts start it in a background thread on an ephemeral port:
         sim.set_knobs(rate_limit=5, retry_after=0)
         sim.change_purchase_order(po_id, lines=[{"lineNumber": 1, "quantity": 12}])
 
-The contract is `docs`' JAGGAER reference; knobs are `JaggaerKnobs` fields.
+The contract is the team's J1P reference (jaggaer-j1p.md); knobs are `JaggaerKnobs` fields, and
+record shapes are `schemas/jaggaer/*.schema.json`.
 """
 
 from __future__ import annotations

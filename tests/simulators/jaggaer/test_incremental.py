@@ -115,3 +115,14 @@ def test_stamps_never_go_backwards_when_the_clock_is_set_back(fresh):
     po = fresh.create_purchase_order(n_lines=1)
     assert po["header"]["lastUpdate"] >= latest
     assert po["header"]["createDate"] == po["header"]["lastUpdate"]
+
+
+def test_zero_history_stamps_the_whole_seed_now():
+    from simulators.jaggaer import start_simulator
+
+    with start_simulator(seed=20, random_seed=2, history_days=0) as sim:
+        sim.clock.freeze()
+        stamps = {po["header"]["lastUpdate"] for po in sim.purchase_orders()}
+        stamps |= {inv["header"]["lastUpdate"] for inv in sim.invoices()}
+        assert len(stamps) == 1
+        assert sim.create_purchase_order()["header"]["lastUpdate"] >= stamps.pop()
