@@ -22,22 +22,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
     parser.add_argument("--limit", type=int, default=20, help="records listed per pipeline and action (default 20; 0: all)")
     parser.add_argument("--ref", action="append", default=None, help="only these staged keys (repeatable)")
+    parser.add_argument("--state", type=Path, help="state file (default: the project's)")
     parser.add_argument("--json", action="store_true", help="print plan items as JSON lines")
     parser.set_defaults(func=run)
 
 
-def build_plan(root: Path, names: list[str] | None, refs: list[str] | None = None) -> Plan:
+def build_plan(root: Path, names: list[str] | None, refs: list[str] | None = None, *, state: Path | None = None) -> Plan:
     from engine import db, ledger
     from engine.mapping import Lookups, load_mapping
     from engine.project import load_project
     from engine.spec import load_pipelines, order_by_dependencies
 
-    project = load_project(root)
+    state = state or load_project(root).state_path
     specs = order_by_dependencies(load_pipelines(root, names))
     plan = Plan()
-    if not project.state_path.exists():
+    if not state.exists():
         return plan
-    with db.connect(project.state_path, read_only=True) as conn:
+    with db.connect(state, read_only=True) as conn:
         lookups = Lookups(crosswalk=ledger.load_crosswalk(conn))
         for spec in specs:
             mapping = load_mapping(root / spec.mapping, project_root=root)
@@ -87,7 +88,7 @@ def _describe(item: PlanItem) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = build_plan(args.project, args.pipelines or None, args.ref)
+    plan = build_plan(args.project, args.pipelines or None, args.ref, state=args.state)
     if args.json:
         for item in plan.items:
             print(json.dumps({
