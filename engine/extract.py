@@ -148,34 +148,42 @@ class Stager:
 
         self._resource = records
 
-    def stage(self, records: Iterable[tuple[str, str, dict[str, Any]]], *, run_id: str | None = None) -> StageOutcome:
-        """Validate, then merge the valid records by id; invalid ones come back for quarantine."""
-        out = StageOutcome()
-        ids, stamps, texts = [], [], []
+    def prepare(self, records: Iterable[tuple[str, str, dict[str, Any]]], *, run_id: str | None = None
+                ) -> tuple[list[tuple[str, str, str]], list[quarantine.QuarantinedRecord]]:
+        """Validate and serialize: (key, stamp, JSON text) rows, and quarantine entries for the invalid.
+
+        Done as batches arrive, so a chunk waiting for its commit holds compact text, not dicts."""
+        rows, invalid = [], []
         validate = self.validator
         for key, stamp, record in records:
             try:
                 validate(record)
             except Exception as exc:  # fastjsonschema.JsonSchemaValueException
-                out.invalid.append(quarantine.QuarantinedRecord(
+                invalid.append(quarantine.QuarantinedRecord(
                     self.spec.name, key, "validate", f"schema {self.spec.source['schema']}: {_schema_reason(exc)}",
                     record, run_id))
                 continue
-            ids.append(key)
-            stamps.append(stamp)
-            texts.append(orjson.dumps(record).decode())
-        if not ids:
-            return out
-        with db.connect(self.project.state_path) as conn:
+            rows.append((key, stamp, orjson.dumps(record).decode()))
+        return rows, invalid
+
+    def load(self, rows: dict[str, tuple[str, str]]) -> tuple[int, int]:
+        """Merge {key: (stamp, JSON text)} into staging in one dlt load; returns (new, changed)."""
+        if not rows:
+            return 0, 0
+        ids = list(rows)
+        with db.connect(self.project.state_path) as conn:  # also waits, with a clear message, on a lock
             known = existing_keys(conn, self.spec.name, ids)
-        out.changed = len(known)
-        out.new = len(ids) - len(known)
-        table = pa.table({"id": pa.array(ids, pa.string()), "last_modified": pa.array(stamps, pa.string()),
-                          "record": pa.array(texts, pa.string())})
-        with db.connect(self.project.state_path):
-            pass  # wait here (with a clear message) if another command holds the file
+        table = pa.table({"id": pa.array(ids, pa.string()),
+                          "last_modified": pa.array([v[0] for v in rows.values()], pa.string()),
+                          "record": pa.array([v[1] for v in rows.values()], pa.string())})
         self.pipeline.run(self._resource(table), loader_file_format="parquet")
-        return out
+        return len(ids) - len(known), len(known)
+
+    def stage(self, records: Iterable[tuple[str, str, dict[str, Any]]], *, run_id: str | None = None) -> StageOutcome:
+        """Validate, then merge the valid records by id; invalid ones come back for quarantine."""
+        rows, invalid = self.prepare(records, run_id=run_id)
+        new, changed = self.load({key: (stamp, text) for key, stamp, text in rows})
+        return StageOutcome(new, changed, invalid)
 
 
 def _schema_reason(exc: Exception) -> str:
@@ -254,8 +262,8 @@ def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: Progress
     walk_state = KeysetState(committed.stamp, committed.id, dict(committed.seen))
     fetcher = _Fetcher(settings, spec, walk_state, transport, maxsize=max(2, project.commit_every // 100))
     fetcher.start()
-    chunk: dict[str, tuple[str, dict[str, Any]]] = {}
-    failed: list[Any] = []
+    chunk: dict[str, tuple[str, str]] = {}
+    entries: list[quarantine.QuarantinedRecord] = []
     pending = _Pending()
     try:
         while True:
@@ -263,18 +271,23 @@ def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: Progress
             if kind == "batch":
                 batch: Batch = payload
                 pending.add(batch)
-                for key, stamp, record in batch.records:
+                rows, invalid = stager.prepare(batch.records, run_id=run_id)
+                for key, stamp, text in rows:
                     chunk.pop(key, None)  # a record read twice in one chunk: keep the later read
-                    chunk[key] = (stamp, record)
-                failed.extend(batch.failed)
+                    chunk[key] = (stamp, text)
+                for entry in invalid:
+                    chunk.pop(entry.record_key, None)
+                entries += invalid
+                entries += [quarantine.QuarantinedRecord(spec.name, f.key, "extract", f.reason, f.record, run_id)
+                            for f in batch.failed]
                 result.read += batch.fetched
                 result.pages += 1
                 if progress:
                     progress(spec.name, result.read, pending.first_total)
-                if len(chunk) + len(failed) >= project.commit_every:
-                    _commit(project, spec, stager, chunk, failed, pending, committed, result, run_id)
+                if len(chunk) + len(entries) >= project.commit_every:
+                    _commit(project, spec, stager, chunk, entries, pending, committed, result)
             elif kind == "done":
-                _commit(project, spec, stager, chunk, failed, pending, committed, result, run_id)
+                _commit(project, spec, stager, chunk, entries, pending, committed, result)
                 break
             else:
                 raise payload
@@ -309,29 +322,25 @@ class _Pending:
             self.first_total = batch.total
 
 
-def _commit(project: Project, spec: PipelineSpec, stager: Stager, chunk: dict[str, tuple[str, dict[str, Any]]],
-            failed: list[Any], pending: _Pending, committed: KeysetState, result: ExtractResult, run_id: str | None) -> None:
+def _commit(project: Project, spec: PipelineSpec, stager: Stager, chunk: dict[str, tuple[str, str]],
+            entries: list[quarantine.QuarantinedRecord], pending: _Pending, committed: KeysetState,
+            result: ExtractResult) -> None:
     """Stage the chunk, then record quarantine entries and advance the cursor. Clears the buffers."""
-    outcome = stager.stage(((k, s, r) for k, (s, r) in chunk.items()), run_id=run_id)
-    entries = outcome.invalid + [
-        quarantine.QuarantinedRecord(spec.name, f.key, "extract", f.reason, f.record, run_id) for f in failed
-    ]
-    bad_keys = {e.record_key for e in entries}
-    staged = [k for k in chunk if k not in bad_keys]
+    new, changed = stager.load(chunk)
     if pending.stamp is not None:
         committed.stamp, committed.id = pending.stamp, pending.id
         committed.seen.update(pending.seen)
         committed.prune(spec.cursor.overlap_seconds)
     with db.connect(project.state_path) as conn:
-        quarantine.add(conn, entries)
-        _resolve_extract_quarantine(conn, spec.name, staged)
+        quarantine.add(conn, list({(e.record_key, e.stage): e for e in entries}.values()))  # latest per record
+        _resolve_extract_quarantine(conn, spec.name, list(chunk))
         save_state(conn, spec.name, committed)
-    result.new += outcome.new
-    result.changed += outcome.changed
-    result.quarantined += len(entries)
+    result.new += new
+    result.changed += changed
+    result.quarantined += len({(e.record_key, e.stage) for e in entries})
     result.commits += 1
     chunk.clear()
-    failed.clear()
+    entries.clear()
     pending.stamp = pending.id = None
     pending.seen = {}
 
