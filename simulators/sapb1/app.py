@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -161,6 +163,9 @@ class ServiceLayerApp:
             return response
         except SLError as exc:
             return self.error(call, exc)
+        except Exception:  # a simulator bug must still answer in the envelope, never hang or drop
+            traceback.print_exc(file=sys.stderr)
+            return self.error(call, SLError(500, -1, "Unexpected error in the Service Layer simulator"))
 
     async def before_write(self, call: Call) -> None:
         knobs = self.knobs

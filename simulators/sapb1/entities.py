@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import gzip
+import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -323,6 +324,8 @@ def coerce_value(prop: Prop, value: Any, type_name: str, schema: Schema, udfs: d
         if isinstance(value, bool):
             raise invalid_property(prop.name, type_name)
         if isinstance(value, int):
+            if abs(value) > 2_147_483_647:  # Int32 columns
+                raise invalid_property(prop.name, type_name)
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -332,14 +335,17 @@ def coerce_value(prop: Prop, value: Any, type_name: str, schema: Schema, udfs: d
     if kind == "float":
         if isinstance(value, bool):
             raise invalid_property(prop.name, type_name)
+        number: float | None = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
-                pass
-        raise invalid_property(prop.name, type_name)
+                number = None
+        if number is None or not math.isfinite(number) or abs(number) > 1e15:
+            raise invalid_property(prop.name, type_name)
+        return number
     if kind == "enum":
         assert prop.enum is not None
         if isinstance(value, str):
