@@ -33,7 +33,7 @@ from simulators.sapb1.entities import (
     render,
 )
 from simulators.sapb1.errors import SLError
-from simulators.sapb1.rules import Rules, etag_of
+from simulators.sapb1.rules import APPROVAL_SETS, Rules, etag_of
 from simulators.sapb1.sessions import Session, Sessions
 from simulators.sapb1.store import Store
 
@@ -249,6 +249,8 @@ class ServiceLayerApp:
             body = self.json_body(call)
             if eset.kind == "subscription":
                 raise SLError(400, -1000, "EventSubscriptions cannot be created inside $batch")
+            if self.knobs.approval_procedures and eset.name in APPROVAL_SETS:
+                return self.create_draft(call, eset, body)
             with self.store.transaction():
                 key, record = self.rules.create(eset, body)
             return self.created(call, eset, key, record)
@@ -423,6 +425,14 @@ class ServiceLayerApp:
         if not isinstance(body, dict):
             raise SLError(400, -1000, E.MSG_BAD_JSON)
         return body
+
+    def create_draft(self, call: Call, eset: EntitySet, body: dict[str, Any]) -> Response:
+        """Approval procedures (§5.4): the document becomes a pending `Drafts` row; -2028 or 204."""
+        with self.store.transaction():
+            self.rules.create_document(ENTITY_SETS["Drafts"], body, draft_of=eset)
+        if "return-no-content" in parse_prefer(call.headers.get("prefer", "")):
+            return Response(204, self.base_headers(call.v2))
+        raise SLError(400, -2028, E.MSG_NOT_FOUND)
 
     def created(self, call: Call, eset: EntitySet, key: tuple, record: dict[str, Any]) -> Response:
         location = [("Location", f"{call.root}/{eset.name}{format_key(eset, key)}")]

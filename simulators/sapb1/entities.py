@@ -108,6 +108,8 @@ ENTITY_SETS: dict[str, EntitySet] = {
                   key_assigned=True, line_table="PDN1", bo_enum="oPurchaseDeliveryNotes"),
         EntitySet("PurchaseInvoices", "Document", ("DocEntry",), "document", "OPCH", 18, deletable=False,
                   etag=True, key_assigned=True, line_table="PCH1", bo_enum="oPurchaseInvoices"),
+        EntitySet("Drafts", "Document", ("DocEntry",), "document", "ODRF", 112, etag=True, key_assigned=True,
+                  line_table="DRF1", bo_enum="oDrafts"),
         EntitySet("BusinessPartners", "BusinessPartner", ("CardCode",), "bp", "OCRD", 2, etag=True),
         EntitySet("Items", "Item", ("ItemCode",), "item", "OITM", 4, etag=True),
         EntitySet("ChartOfAccounts", "ChartOfAccount", ("Code",), "master", "OACT", 1),
@@ -125,7 +127,8 @@ ENTITY_SETS: dict[str, EntitySet] = {
 }
 
 DOCUMENT_SETS = {s.name: s for s in ENTITY_SETS.values() if s.kind == "document"}
-DOCUMENT_BY_CODE = {s.object_code: s for s in DOCUMENT_SETS.values()}
+DOCUMENT_BY_CODE = {s.object_code: s for s in DOCUMENT_SETS.values() if s.name != "Drafts"}
+DOCUMENT_BY_ENUM = {s.bo_enum: s for s in DOCUMENT_SETS.values() if s.name != "Drafts"}
 
 # UserFieldsMD TableName -> the type that gains the `U_` field (contract §5.11).
 UDF_TABLES: dict[str, str] = {

@@ -17,6 +17,7 @@ from typing import Any
 from simulators.sapb1 import errors as E
 from simulators.sapb1.entities import (
     DOCUMENT_BY_CODE,
+    DOCUMENT_BY_ENUM,
     DOCUMENT_SETS,
     ENTITY_SETS,
     UDF_TABLES,
@@ -29,6 +30,7 @@ from simulators.sapb1.store import Store
 
 LOCAL_CURRENCY = "USD"
 ALLOWED_BASE = {"PurchaseDeliveryNotes": (22,), "PurchaseInvoices": (22, 20), "PurchaseOrders": ()}
+APPROVAL_SETS = ("PurchaseOrders", "PurchaseDeliveryNotes", "PurchaseInvoices")
 COPIED_LINE_FIELDS = (
     "ItemCode", "ItemDescription", "UnitPrice", "Price", "DiscountPercent", "TaxCode", "AccountCode",
     "CostingCode", "CostingCode2", "CostingCode3", "CostingCode4", "CostingCode5", "ProjectCode",
@@ -305,10 +307,17 @@ class Rules:
 
     # -- documents -------------------------------------------------------------------------
 
-    def create_document(self, eset: EntitySet, body: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
+    def create_document(self, eset: EntitySet, body: dict[str, Any],
+                        draft_of: EntitySet | None = None) -> tuple[tuple, dict[str, Any]]:
+        """Create a document in `eset`; with `draft_of` (approval procedures) a `Drafts` row of that target."""
         sent = self.coerce("Document", body)
         lines_sent = sent.pop("DocumentLines", [])
-        table = eset.table
+        if eset.name == "Drafts" and draft_of is None:
+            draft_of = DOCUMENT_BY_ENUM.get(sent.get("DocObjectCode") or "oPurchaseOrders")
+            if draft_of is None:
+                raise E.invalid_property("DocObjectCode", "Document")
+        target = draft_of or eset  # whose rules apply
+        table = target.table
         bp = self._supplier(sent.get("CardCode"), table)
         record = self.new_record("Document")
         record.update({k: v for k, v in sent.items() if not isinstance(v, list)})
@@ -325,29 +334,31 @@ class Rules:
         if record.get("PaymentGroupCode") is None:
             record["PaymentGroupCode"] = bp.get("PayTermsGrpCode")
         self._check_header(record, table)
-        record["DocDueDate"] = record.get("DocDueDate") or self._due_date(eset, record)
-        self._check_numatcard(eset, record)
+        record["DocDueDate"] = record.get("DocDueDate") or self._due_date(target, record)
+        if draft_of is None:
+            self._check_numatcard(eset, record)
         if not lines_sent:
             raise E.business("To generate this document, first define at least one document row", -5002)
         record["DocEntry"] = self.store.next_number(f"DocEntry:{eset.name}", 1)
         if "DocNum" not in sent or not sent.get("DocNum"):
             record["DocNum"] = self.store.next_number(f"DocNum:{eset.name}", 1001)
         record.update(
-            DocumentStatus="bost_Open", Cancelled="tNO", CancelStatus="csNo", DocObjectCode=eset.bo_enum,
-            AuthorizationStatus="dasWithout", CreationDate=date, UpdateDate=date, UpdateTime=time,
-            DocTime=time, DataVersion=1, Series=record.get("Series") or 1,
+            DocumentStatus="bost_Open", Cancelled="tNO", CancelStatus="csNo", DocObjectCode=target.bo_enum,
+            AuthorizationStatus="dasPending" if draft_of else "dasWithout", CreationDate=date, UpdateDate=date,
+            UpdateTime=time, DocTime=time, DataVersion=1, Series=record.get("Series") or 1,
         )
         copies: dict[tuple, float] = {}
         lines = []
         for index, line_sent in enumerate(lines_sent):
-            line = self._build_line(eset, record, line_sent, index, copies)
+            line = self._build_line(target, record, line_sent, index, copies)
             line["LineNum"] = index
             line["DocEntry"] = record["DocEntry"]
             lines.append(line)
         record["DocumentLines"] = lines
         self.store.set_sequence(self._hwm_name(eset, (record["DocEntry"],), "DocumentLines"), len(lines) - 1)
         self._totals(record)
-        self._apply_copies(copies, 1)
+        if draft_of is None:  # a draft takes nothing from its base documents
+            self._apply_copies(copies, 1)
         return self._insert(eset, (record["DocEntry"],), record)
 
     def _supplier(self, card_code: Any, table: str) -> dict[str, Any]:
@@ -699,7 +710,7 @@ class Rules:
         if eset.kind == "document":
             if any(ln["Quantity"] - ln["RemainingOpenQuantity"] > EPS for ln in current["DocumentLines"]):
                 raise E.business("Cannot delete a document that has been copied to a target document")
-            if current["Cancelled"] != "tYES":
+            if current["Cancelled"] != "tYES" and eset.name != "Drafts":  # drafts took nothing
                 self._give_back_lines(current["DocumentLines"])
         if eset.kind == "bp":
             for doc_set in ("PurchaseOrders", "PurchaseDeliveryNotes", "PurchaseInvoices"):
@@ -741,7 +752,8 @@ class Rules:
             record.update(Cancelled="tYES", CancelStatus="csYes", DocumentStatus="bost_Close")
             for line in record["DocumentLines"]:
                 line["LineStatus"] = "bost_Close"
-            self._give_back_lines(record["DocumentLines"])
+            if eset.name != "Drafts":
+                self._give_back_lines(record["DocumentLines"])
             kind = "Cancelled"
         elif name == "Reopen":
             if record["Cancelled"] == "tYES":

@@ -197,3 +197,21 @@ def test_duplicate_numatcard_switch():
         assert client.post("PurchaseInvoices", po_body("V10003", NumAtCard="INV-88412")).status_code == 201
         assert client.post("PurchaseOrders", body).status_code == 201
         client.close()
+
+
+def test_approval_procedures_turn_posts_into_pending_drafts():
+    with start_simulator(seed="demo", approval_procedures=True) as sim:
+        client = SL(sim)
+        refused = client.post("PurchaseOrders", po_body(NumAtCard="APPROVE-1"))
+        assert refused.status_code == 400
+        assert error_of(refused) == (-2028, "No matching records found (ODBC -2028)")
+        quiet = client.post("PurchaseOrders", po_body(NumAtCard="APPROVE-2"), headers={"Prefer": "return-no-content"})
+        assert quiet.status_code == 204
+        assert sim.entities("PurchaseOrders") == []
+        drafts = client.get("Drafts", params={"$filter": "DocObjectCode eq 'oPurchaseOrders'"}).json()["value"]
+        assert [(d["NumAtCard"], d["AuthorizationStatus"]) for d in drafts] == [
+            ("APPROVE-1", "dasPending"), ("APPROVE-2", "dasPending")]
+        assert client.delete(f"Drafts({drafts[0]['DocEntry']})").status_code == 204
+        sim.set_knobs(approval_procedures=False)
+        assert client.post("PurchaseOrders", po_body()).status_code == 201
+        client.close()
