@@ -13,9 +13,9 @@ sends anything; after a crash `pending_intents` names the records whose outcome 
 looked up in B1 before any re-send. Every write function batches its rows in one transaction.
 Secret-like keys and session cookies are redacted from anything stored (`redact`).
 
-The column layout is shared with `engine/load/store.py` (same columns, same order); this module adds
-`http_status`, `duration_ms`, `b1_body` to `events` and `mapping_versions`, `engine_version` to `runs`
-at the end of those tables.
+The column layout is shared with `engine/load/store.py` (same columns, same order); this module's
+tables add `http_status`, `duration_ms`, `b1_body` to `events` and `mapping_versions`, `engine_version`
+to `runs`, at the end. Writers here insert by column name and skip columns an older table lacks.
 """
 
 from __future__ import annotations
@@ -67,11 +67,33 @@ LEDGER_COLUMNS = [
 
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create missing tables. Tables an older layout created are left as they are (writers here
+    insert by column name and skip columns a table lacks); `upgrade_tables` adds the extra columns."""
     for ddl in DDL:
         conn.execute(ddl)
+
+
+def upgrade_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """Add this module's extra columns to tables created with the older layout. Only once every
+    writer inserts by column name (a positional `INSERT INTO events VALUES (...)` breaks after it)."""
+    ensure_tables(conn)
     for table, columns in EXTRA_COLUMNS.items():
         for name, sql_type in columns:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type}")
+
+
+def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'", [table]
+    ).fetchall()}
+
+
+def _many(conn: duckdb.DuckDBPyConnection, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+    """One multi-row VALUES statement per 500 rows (DuckDB's executemany runs one statement per row)."""
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        one = "(" + ", ".join("?" for _ in chunk[0]) + ")"
+        conn.execute(f"{head} VALUES {', '.join(one for _ in chunk)} {tail}", [v for row in chunk for v in row])
 
 
 # ---------------------------------------------------------------- redaction
@@ -174,11 +196,8 @@ def _upsert(conn: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str, Any]]) 
     for cols, group in groups.items():
         names = ["pipeline", "external_ref", *cols]
         sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c != "created_at") or "status = ledger.status"
-        conn.executemany(
-            f"INSERT INTO ledger ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
-            f"ON CONFLICT (pipeline, external_ref) DO UPDATE SET {sets}",
-            [[r[c] for c in names] for r in group],
-        )
+        _many(conn, f"INSERT INTO ledger ({', '.join(names)})", [[r[c] for c in names] for r in group],
+              f"ON CONFLICT (pipeline, external_ref) DO UPDATE SET {sets}")
 
 
 class _Tx:
@@ -202,10 +221,9 @@ EVENT_COLUMNS = [
 
 def _insert_events(conn: duckdb.DuckDBPyConnection, events: list[dict[str, Any]]) -> None:
     if events:
-        conn.executemany(
-            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})",
-            [[e.get(c) for c in EVENT_COLUMNS] for e in events],
-        )
+        have = _columns(conn, "events")
+        cols = [c for c in EVENT_COLUMNS if c in have]
+        _many(conn, f"INSERT INTO events ({', '.join(cols)})", [[e.get(c) for c in cols] for e in events])
 
 
 # ---------------------------------------------------------------- what the loader calls
@@ -313,16 +331,19 @@ def record_result(conn: duckdb.DuckDBPyConnection, run_id: str, results: Sequenc
         })
     with _Tx(conn) as tx:
         _upsert(tx, list(rows.values()))
-        tx.executemany(
-            "UPDATE ledger SET attempts = coalesce(attempts, 0) + ? WHERE pipeline = ? AND external_ref = ?",
-            [[r.attempts, r.pipeline, r.external_ref] for r in results if r.attempts],
-        )
+        tally: dict[tuple[str, str], int] = {}
+        for r in results:
+            if r.attempts:
+                tally[(r.pipeline, r.external_ref)] = tally.get((r.pipeline, r.external_ref), 0) + r.attempts
+        counted = [[p, ref, n] for (p, ref), n in tally.items()]
+        if counted:
+            _many(tx, "WITH d(pipeline, external_ref, n) AS (", counted,
+                  ") UPDATE ledger SET attempts = coalesce(ledger.attempts, 0) + d.n FROM d "
+                  "WHERE ledger.pipeline = d.pipeline AND ledger.external_ref = d.external_ref")
         if crosswalk:
-            tx.executemany(
-                "INSERT INTO crosswalk VALUES (?, ?, ?, ?, ?) ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
-                "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at",
-                list(crosswalk.values()),
-            )
+            _many(tx, "INSERT INTO crosswalk (object_type, jaggaer_id, b1_key, line_map, updated_at)", list(crosswalk.values()),
+                  "ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
+                  "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at")
         _insert_events(tx, events)
 
 
@@ -366,7 +387,7 @@ def _mark(conn: duckdb.DuckDBPyConnection, run_id: str | None, status: str, mark
             if m.record_key is not None:
                 row["record_key"] = m.record_key
             rows.append(row)
-        _upsert(tx, rows)
+        _upsert(tx, list({(r["pipeline"], r["external_ref"]): r for r in rows}.values()))
         _insert_events(tx, [{"run_id": run_id, "pipeline": m.pipeline, "external_ref": m.external_ref, "action": "plan",
                              "outcome": status, "b1_code": m.code, "b1_message": redact(m.reason),
                              "mapping_version": m.mapping_version, "writes": 0, "attempts": 0, "happened_at": now}
@@ -421,10 +442,10 @@ def start_run(
     mapping_versions: Mapping[str, str] | None = None,
 ) -> None:
     ensure_tables(conn)
-    conn.execute(
-        "INSERT INTO runs (run_id, kind, pipelines, started_at, mapping_versions, engine_version) VALUES (?, ?, ?, ?, ?, ?)",
-        [run_id, kind, ",".join(pipelines), _now(), _json(dict(mapping_versions or {})), __version__],
-    )
+    values = {"run_id": run_id, "kind": kind, "pipelines": ",".join(pipelines), "started_at": _now(),
+              "mapping_versions": _json(dict(mapping_versions or {})), "engine_version": __version__}
+    cols = [c for c in values if c in _columns(conn, "runs")]
+    conn.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", [values[c] for c in cols])
 
 
 def finish_run(
@@ -432,7 +453,7 @@ def finish_run(
     mapping_versions: Mapping[str, str] | None = None,
 ) -> None:
     sets, params = ["finished_at = ?", "counts = ?", "aborted = ?"], [_now(), _json(dict(counts)), redact(aborted)]
-    if mapping_versions is not None:
+    if mapping_versions is not None and "mapping_versions" in _columns(conn, "runs"):
         sets.append("mapping_versions = ?")
         params.append(_json(dict(mapping_versions)))
     conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*params, run_id])
@@ -454,11 +475,10 @@ def upsert_crosswalk(conn: duckdb.DuckDBPyConnection, rows: Sequence[CrosswalkRo
         return
     now = _now()
     with _Tx(conn) as tx:
-        tx.executemany(
-            "INSERT INTO crosswalk VALUES (?, ?, ?, ?, ?) ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
-            "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at",
-            [[r.object_type, str(r.jaggaer_id), str(r.b1_key), _json(r.line_map), now] for r in rows],
-        )
+        _many(tx, "INSERT INTO crosswalk (object_type, jaggaer_id, b1_key, line_map, updated_at)",
+              [[r.object_type, str(r.jaggaer_id), str(r.b1_key), _json(r.line_map), now] for r in rows],
+              "ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
+              "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at")
 
 
 def load_crosswalk(

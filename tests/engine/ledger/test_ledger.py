@@ -123,3 +123,20 @@ def test_readers_do_not_need_the_tables(state):
     with db.connect(state, read_only=True) as conn:
         assert ledger.ledger_rows(conn, "x") == {} and ledger.load_crosswalk(conn) == {}
         assert ledger.failed_records(conn) == [] and ledger.pending_intents(conn) == []
+
+
+def test_writers_work_on_tables_of_the_loaders_layout(state):
+    from engine.load import store
+
+    with db.connect(state) as conn:
+        store.ensure_tables(conn)  # the layout engine/load/store.py creates (no extra columns)
+        ledger.start_run(conn, "r", ["suppliers"])
+        ledger.record_intent(conn, "r", [intent("1"), intent("1")])
+        ledger.record_result(conn, "r", [Result("purchase_orders", "1", "create", "synced", target_key="9",
+                                                http_status=201, duration_ms=3.0, attempts=1),
+                                         Result("purchase_orders", "1", "create", "synced", target_key="9", attempts=1)])
+        ledger.mark_waiting(conn, "r", [Mark("purchase_orders", "2", "w"), Mark("purchase_orders", "2", "w")])
+        ledger.finish_run(conn, "r", {"created": 1}, mapping_versions={"suppliers": "x"})
+        assert ledger.ledger_rows(conn, "purchase_orders")["1"].attempts == 2
+        ledger.upgrade_tables(conn)
+        assert {"http_status", "duration_ms", "b1_body"} <= ledger._columns(conn, "events")
