@@ -51,8 +51,7 @@ QUERIES: dict[str, NamedQuery] = {
         "writes whose outcome is unknown (an interrupted run): resolved in B1 by the next run",
     ),
     "history": NamedQuery(
-        "SELECT happened_at, run_id, pipeline, action, outcome, target_key, http_status, b1_code, b1_message, "
-        "writes, attempts, duration_ms, mapping_version, payload FROM events "
+        "SELECT {columns} FROM events "
         "WHERE external_ref = ? OR external_ref IN (SELECT external_ref FROM ledger WHERE record_key = ?) "
         "ORDER BY happened_at, run_id",
         "every intent and attempt of one record: history <external ref or record key>",
@@ -67,6 +66,12 @@ QUERIES: dict[str, NamedQuery] = {
         "JAGGAER ids and the B1 keys they became",
     ),
 }
+
+
+HISTORY_COLUMNS = [
+    "happened_at", "run_id", "pipeline", "action", "outcome", "target_key", "http_status", "b1_code", "b1_message",
+    "writes", "attempts", "duration_ms", "mapping_version", "payload",
+]
 
 
 @dataclass
@@ -84,6 +89,10 @@ def run_query(conn: duckdb.DuckDBPyConnection, name_or_sql: str, args: Sequence[
             raise ConfigError(f"audit {name_or_sql} needs {wanted}" if wanted else f"audit {name_or_sql} takes no argument")
         by_name = dict(zip(dict.fromkeys(named.params), args, strict=True))
         sql, params = named.sql, [by_name[p] for p in named.params]
+        if "{columns}" in sql:  # the events columns this state file has (older layouts lack a few)
+            have = {r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'").fetchall()}
+            sql = sql.replace("{columns}", ", ".join(c for c in HISTORY_COLUMNS if c in have) or "*")
     else:
         if args:
             raise ConfigError(f"unknown audit query {name_or_sql!r} (named queries: {', '.join(QUERIES)}; or pass one SQL statement)")

@@ -140,3 +140,13 @@ def test_writers_work_on_tables_of_the_loaders_layout(state):
         assert ledger.ledger_rows(conn, "purchase_orders")["1"].attempts == 2
         ledger.upgrade_tables(conn)
         assert {"http_status", "duration_ms", "b1_body"} <= ledger._columns(conn, "events")
+
+
+def test_history_on_the_loaders_layout(state):
+    from engine.load import store
+
+    with db.connect(state) as conn:
+        store.ensure_tables(conn)
+        ledger.record_result(conn, "r", [Result("invoices", "5", "create", "failed", b1_code="-10", http_status=400)])
+    result = audit.audit(state, "history", ["5"])
+    assert "http_status" not in result.columns and [row[result.columns.index("outcome")] for row in result.rows] == ["failed"]
