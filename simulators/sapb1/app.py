@@ -28,7 +28,7 @@ from simulators.sapb1.entities import (
     Prop,
     format_key,
     load_schema,
-    metadata_xml,
+    metadata_document,
     parse_key,
     render,
 )
@@ -215,8 +215,9 @@ class ServiceLayerApp:
                 self.sessions.end(call.session.id)
             return Response(204, self.base_headers(call.v2))
         if name == "$metadata" and call.method == "GET":
+            with_mapping = call.headers.get("b1s-withmappinginfo", "").strip().lower() in ("1", "true")
             return Response(200, [("Content-Type", "application/xml"), self.version_header(call.v2)],
-                            metadata_xml())
+                            metadata_document(self.store.udfs, with_mapping))
         if name == "$batch" and call.method == "POST" and not call.in_batch:
             from simulators.sapb1.batch import run_batch
 

@@ -220,6 +220,34 @@ def metadata_xml() -> bytes:
         return fh.read()
 
 
+_EDM_OF_KIND = {"str": "Edm.String", "int": "Edm.Int32", "float": "Edm.Double", "date": "Edm.DateTime"}
+_ADDON_UDF = re.compile(rb'[ \t]*<Property [^>]*Name="U_[^"]*"[^>]*/>\r?\n')
+_ALIAS = re.compile(rb' Alias="[^"]*"')
+
+
+@functools.lru_cache(maxsize=32)
+def _metadata_variant(udf_signature: tuple, with_mapping: bool) -> bytes:
+    text = _ADDON_UDF.sub(b"", metadata_xml())  # the 2019 demo's add-on fields; ours come from UserFieldsMD
+    if not with_mapping:  # DB column aliases only with `B1S-WithMappingInfo: 1` (§5.12)
+        text = _ALIAS.sub(b"", text)
+    for type_name, props in udf_signature:
+        start = re.search(rb'<(EntityType|ComplexType) Name="' + type_name.encode() + rb'">', text)
+        if not start:
+            continue
+        end = text.index(b"</" + start.group(1) + b">", start.end())
+        added = b"".join(
+            b'                <Property Name="' + name.encode() + b'" Type="' + _EDM_OF_KIND.get(kind, "Edm.String").encode()
+            + b'" Nullable="true" Writable="true"/>\n' for name, kind in props)
+        text = text[:end] + added + b"            " + text[end:].lstrip()
+    return text
+
+
+def metadata_document(udfs: dict[str, dict[str, Prop]], with_mapping: bool) -> bytes:
+    """The CSDL served at `$metadata`: SAP's document with our user-defined fields added."""
+    signature = tuple(sorted((t, tuple((p.name, p.kind) for p in props.values())) for t, props in udfs.items()))
+    return _metadata_variant(signature, with_mapping)
+
+
 @functools.lru_cache(maxsize=1)
 def load_schema() -> Schema:
     root = ET.fromstring(metadata_xml())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
@@ -140,6 +141,21 @@ def test_metadata_served_on_both_roots(v1, v2):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("application/xml")
         assert b'<EntityType Name="Document">' in response.content
+        assert b"U_SOH_" not in response.content and b' Alias="' not in response.content
+    mapped = v2.get("$metadata", headers={"B1S-WithMappingInfo": "1"}).content
+    assert b'<Property Alias="DocEntry" Index="0" Name="DocEntry"' in mapped
+
+
+def test_metadata_lists_user_fields_once_created():
+    with start_simulator(seed="empty") as sim:
+        client = SL(sim)
+        assert client.post("UserFieldsMD", {"TableName": "OPOR", "Name": "MetaRef", "Size": 20}).status_code == 201
+        text = client.get("$metadata").text
+        document = text[text.index('<EntityType Name="Document">'):]
+        document = document[:document.index("</EntityType>")]
+        assert '<Property Name="U_MetaRef" Type="Edm.String"' in document
+        ET.fromstring(text)  # still well-formed
+        client.close()
 
 
 def test_tls_self_signed():
