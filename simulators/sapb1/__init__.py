@@ -27,9 +27,9 @@ from typing import Any
 import httpx
 
 from simulators.http import HttpServer, ServerThread
-from simulators.sapb1.config import SapKnobs, SimConfig
+from simulators.sapb1.config import REALISTIC_PROFILE, SapKnobs, SimConfig
 
-__all__ = ["SapKnobs", "SimConfig", "Simulator", "build_server", "start_simulator"]
+__all__ = ["REALISTIC_PROFILE", "SapKnobs", "SimConfig", "Simulator", "build_server", "start_simulator"]
 
 
 def build_server(config: SimConfig, knob_overrides: dict[str, Any] | None = None):
@@ -46,10 +46,12 @@ def build_server(config: SimConfig, knob_overrides: dict[str, Any] | None = None
         from simulators.sapb1.tls import self_signed_context
 
         ssl_context = self_signed_context(config.host)
+    extra = [("Server", "Apache/2.4.58 (Unix)"), ("Vary", "Accept-Encoding")]
+    if ssl_context is not None:
+        extra.append(("Strict-Transport-Security", "max-age=63072000; includeSubdomains; preload"))
     server = HttpServer(
         app.handle, config.host, config.port, ssl_context=ssl_context, max_body_bytes=config.max_body_bytes,
-        on_too_large=app.too_large,
-        extra_headers=[("Server", "Apache/2.4.58 (Unix)"), ("Vary", "Accept-Encoding")],
+        on_too_large=app.too_large, extra_headers=extra,
     )
     return server, app
 

@@ -153,14 +153,14 @@ class ServiceLayerApp:
                 self.sessions.end(session.id)
                 raise E.session_error()
             call.session = session
-            if method in WRITE_METHODS:
-                await self.before_write(call)
-            if method == "POST" and resource.startswith("EventSubscriptions") and v2:
-                response = await self.webhooks.subscription_request(call)
-            else:
-                response = self.dispatch(call)
-            self.sessions.touch(session)
-            return response
+            try:
+                if method in WRITE_METHODS:
+                    await self.before_write(call)
+                if method == "POST" and resource.startswith("EventSubscriptions") and v2:
+                    return await self.webhooks.subscription_request(call)
+                return self.dispatch(call)
+            finally:
+                self.sessions.touch(session)  # idle clock restarts when a request completes (§2.4)
         except SLError as exc:
             return self.error(call, exc)
         except Exception:  # a simulator bug must still answer in the envelope, never hang or drop

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import sys
 
-from simulators.sapb1.config import SapKnobs, SimConfig
+from simulators.sapb1.config import REALISTIC_PROFILE, SapKnobs, SimConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
                         help="request bodies above this answer 413 (default 50 MB)")
     knobs = parser.add_argument_group("realism knobs (all off by default; also PATCH /_sim/knobs)")
+    knobs.add_argument("--realistic", action="store_true",
+                       help="login 3 s, writes 1 s + 50 ms per line, 40 workers (explicit flags win)")
     for f in dataclasses.fields(SapKnobs):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
@@ -49,7 +51,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[SimConfig, dict]:
         session_timeout=args.session_timeout, seed=args.seed, state=args.state, tls=args.tls,
         max_body_bytes=args.max_body_bytes,
     )
-    knobs = {name[5:]: value for name, value in vars(args).items() if name.startswith("knob_") and value is not None}
+    knobs = dict(REALISTIC_PROFILE) if getattr(args, "realistic", False) else {}
+    knobs.update({name[5:]: value for name, value in vars(args).items()
+                  if name.startswith("knob_") and value is not None})
     return config, knobs
 
 

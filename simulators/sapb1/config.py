@@ -27,6 +27,11 @@ class SapKnobs(Knobs):
     webhook_batch_window_ms: float = 20.0  # events committed within the window go in one POST
 
 
+# Contract §12: what a real installation under load feels like (`--realistic`).
+REALISTIC_PROFILE = {"login_latency_ms": 3000.0, "write_latency_ms": 1000.0, "write_latency_per_line_ms": 50.0,
+                     "workers": 40}
+
+
 @dataclass
 class SimConfig:
     host: str = "127.0.0.1"

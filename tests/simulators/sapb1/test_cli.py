@@ -22,6 +22,9 @@ def test_sim_verb_flags():
     assert config.host == "127.0.0.1" and config.user == config.password == "manager"
     assert knobs == {"latency_ms": 20.0, "workers": 8, "error_rate": 0.1, "drop_after_rate": 0.05,
                      "duplicate_numatcard": True}
+    _, realistic = config_from_args(build_parser().parse_args(["sim", "sapb1", "--realistic", "--workers", "8"]))
+    assert realistic == {"login_latency_ms": 3000.0, "write_latency_ms": 1000.0, "write_latency_per_line_ms": 50.0,
+                         "workers": 8}
     defaults, _ = config_from_args(build_parser().parse_args(["sim", "sapb1"]))
     assert (defaults.port, defaults.company, defaults.session_timeout, defaults.seed) == (50000, "SBODEMOUS", 1800, "demo")
 
