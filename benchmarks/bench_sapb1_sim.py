@@ -5,7 +5,7 @@ load generator with N keep-alive connections drives, in alternating rounds, the 
 endpoint (served without a session, like the real balancer) and `GET /b1s/v2/BusinessPartners('V10000')`
 with a session cookie (a full ~7 KB business partner). Prints both rates and the ratio; target >= 0.70.
 
-    .venv/bin/python benchmarks/bench_sapb1_sim.py [--seconds 3] [--connections 8] [--rounds 3]
+    .venv/bin/python benchmarks/bench_sapb1_sim.py [--seconds 3] [--connections 8] [--rounds 3] [--client httpx]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,7 +58,28 @@ async def _drive(host: str, port: int, request: bytes, seconds: float, connectio
     return counts[0] / (time.perf_counter() - start)
 
 
-def measure(seconds: float, connections: int, rounds: int) -> tuple[float, float]:
+def _drive_httpx(base: str, path: str, cookie: str | None, seconds: float, connections: int) -> float:
+    """The same load from `connections` threads, each with its own keep-alive httpx.Client."""
+    counts = [0] * connections
+    deadline = time.perf_counter() + seconds
+
+    def worker(index: int) -> None:
+        headers = {"Cookie": cookie} if cookie else {}
+        with httpx.Client(base_url=base, headers=headers) as client:
+            while time.perf_counter() < deadline:
+                client.get(path).raise_for_status()
+                counts[index] += 1
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def measure(seconds: float, connections: int, rounds: int, client: str = "raw") -> tuple[float, float]:
     with start_simulator(seed="demo", subprocess=True) as sim:
         host, port = sim.base_url.split("://", 1)[1].split(":")
         login = httpx.post(f"{sim.service_root('v2')}/Login", json=sim.login_body())
@@ -66,11 +88,19 @@ def measure(seconds: float, connections: int, rounds: int) -> tuple[float, float
         ping = f"GET /ping/ HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
         entity = (f"GET /b1s/v2/BusinessPartners('V10000') HTTP/1.1\r\nHost: {host}:{port}\r\n"
                   f"Cookie: B1SESSION={session}; ROUTEID=.node1\r\n\r\n").encode()
-        asyncio.run(_drive(host, int(port), entity, 0.5, connections))  # warm up (render cache, JIT-free)
+        cookie = f"B1SESSION={session}; ROUTEID=.node1"
+        entity_path = "/b1s/v2/BusinessPartners('V10000')"
+
+        def run(request: bytes, path: str, with_cookie: bool, length: float) -> float:
+            if client == "httpx":
+                return _drive_httpx(sim.base_url, path, cookie if with_cookie else None, length, connections)
+            return asyncio.run(_drive(host, int(port), request, length, connections))
+
+        run(entity, entity_path, True, 0.5)  # warm up (render cache)
         ping_rates, entity_rates = [], []
         for _ in range(rounds):  # alternate so drift on a noisy machine hits both alike
-            ping_rates.append(asyncio.run(_drive(host, int(port), ping, seconds, connections)))
-            entity_rates.append(asyncio.run(_drive(host, int(port), entity, seconds, connections)))
+            ping_rates.append(run(ping, "/ping/", False, seconds))
+            entity_rates.append(run(entity, entity_path, True, seconds))
         return statistics.median(ping_rates), statistics.median(entity_rates)
 
 
@@ -79,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each measuring round")
     parser.add_argument("--connections", type=int, default=8, help="concurrent keep-alive connections")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per endpoint (median kept)")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="load generator: raw asyncio sockets (cheap, default) or threaded httpx clients")
     args = parser.parse_args(argv)
-    ping, entity = measure(args.seconds, args.connections, args.rounds)
+    ping, entity = measure(args.seconds, args.connections, args.rounds, args.client)
+    print(f"load generator: {args.client}, {args.connections} keep-alive connections, simulator in a subprocess")
     ratio = entity / ping if ping else 0.0
     print(f"trivial endpoint GET /ping/                       : {ping:8.0f} requests/s")
     print(f"single entity   GET /b1s/v2/BusinessPartners('V10000'): {entity:8.0f} requests/s")
