@@ -100,6 +100,8 @@ class _ExprChecker:
     def lets(self, lets: Mapping[str, Any], at: tuple, scope: set[str]) -> set[str]:
         scope = set(scope)
         for name, source in lets.items():
+            if not str(name).isidentifier() or str(name).startswith("_"):
+                self.add((*at, name), f"let name {name!r} must be a name (letters, digits, '_'; not starting with '_')")
             self.expr(source, (*at, name), scope)
             scope.add(str(name))
         return scope

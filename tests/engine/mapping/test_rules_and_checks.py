@@ -105,6 +105,7 @@ def test_check_mapping_file_reports_problems_with_lines(project):
           DocumentLines:
             for_each: record.lines
             as: line
+            let: {my-split: line.x}
             fields:
               AccountCode: rule('gl', commodity=line.c, colour=line.x).AccountCode
               CostingCode: rule('missing', a=1).CostingCode
@@ -117,9 +118,10 @@ def test_check_mapping_file_reports_problems_with_lines(project):
         "po.yaml:4: CardCode: unknown name 'cSupplier'",
         "po.yaml:5: NumAtCard: unknown filter 'no_such_filter'",
         "po.yaml:6: DocDate: invalid expression",
-        "po.yaml:11: DocumentLines.AccountCode: rule table 'gl' has no input column 'colour'",
-        "po.yaml:12: DocumentLines.CostingCode: rule table 'missing' not found",
-        "po.yaml:13: DocumentLines.ItemDescription: unknown name 'item'",
+        "po.yaml:10: DocumentLines.let.my-split: let name 'my-split' must be a name",
+        "po.yaml:12: DocumentLines.AccountCode: rule table 'gl' has no input column 'colour'",
+        "po.yaml:13: DocumentLines.CostingCode: rule table 'missing' not found",
+        "po.yaml:14: DocumentLines.ItemDescription: unknown name 'item'",
     ]
     for text in expected:
         assert any(p.startswith(str(path)) and text in p for p in problems), (text, problems)
