@@ -360,6 +360,12 @@ class MappingFile:
         extra += [e for e in (self.ref_expr, self.crosswalk_expr) if e is not None]
         return list(_walk_exprs(self.prelude)) + extra + list(_walk_exprs(self.root))
 
+    def check_codes(self, reference_codes: MappingABC[str, Any]) -> list[Any]:
+        """Problems of the rule tables this mapping uses, against B1's codes (run before a run)."""
+        from engine.rules import check_rule_codes
+
+        return check_rule_codes(self.lookups.rule_tables, reference_codes)
+
     def collection_keys(self) -> dict[str, bool]:
         """Top-level collections and whether their members carry a `key` (identity for diffs)."""
         return {name: node.block.key is not None for name, node in self.root.items if isinstance(node, ForEach)}

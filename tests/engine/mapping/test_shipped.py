@@ -25,3 +25,5 @@ def test_shipped_rule_tables_only_produce_codes_of_the_demo_company():
     codes = yaml.safe_load((ROOT / "mappings" / "fixtures" / "reference_codes.yaml").read_text())
     codes = {k: {str(v) for v in values} for k, values in codes.items()}
     assert check_rule_codes(load_rule_tables(ROOT / "mappings" / "rules"), codes) == []
+    problems = load_mapping(ROOT / "mappings" / "purchase_order.yaml").check_codes(dict(codes, accounts={"510000"}))
+    assert problems and all("gl_accounts.csv" in p.file for p in problems)
