@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import date
 
 import pytest
 
@@ -18,6 +19,8 @@ from engine.sapb1 import (
     ensure_user_field,
     entity_path,
     fetch_reference_codes,
+    format_date,
+    parse_date,
 )
 
 simulator = pytest.importorskip("simulators.sapb1")
@@ -109,7 +112,7 @@ async def test_wrong_password_is_a_clean_error(sim):
             await client.get("Items")
         with pytest.raises(LoginError):
             await client.get("Items")
-    assert info.value.status == 401 and info.value.code is not None
+    assert info.value.status == 401 and info.value.code == 100000027
     assert "not-the-Passw0rd" not in str(info.value) + repr(info.value) + info.value.body
     assert client.session.logins == 1
 
@@ -118,7 +121,9 @@ async def test_wrong_password_is_a_clean_error(sim):
 async def test_paging_to_the_end(sim, version):
     async with client_for(sim, version) as client:
         expected = await client.count("ChartOfAccounts")
+        sent = client.requests_sent
         codes = [row["Code"] async for row in client.query("ChartOfAccounts", select="Code", page_size=3)]
+        assert client.requests_sent - sent == -(-expected // 3)  # one GET per page of 3
         postable = [row async for row in client.query(
             "ChartOfAccounts", filter="ActiveAccount eq 'tYES'", select=["Code", "ActiveAccount"], page_size=4)]
     assert len(codes) == expected == len(set(codes)) >= 15
@@ -144,12 +149,14 @@ async def test_create_find_by_quotes_patch_and_get_with_awkward_keys(sim):
 @pytest.mark.parametrize("version", ["v1", "v2"])
 async def test_purchase_order_create_patch_and_close(sim, version):
     async with client_for(sim, version) as client:
+        due = format_date(date(2024, 5, 16), version)
         po = await client.create("PurchaseOrders", {
-            "CardCode": "V10000",
+            "CardCode": "V10000", "DocDate": format_date(date(2024, 5, 2), version), "DocDueDate": due,
             "DocumentLines": [{"ItemCode": "BRK-2210", "Quantity": 10, "UnitPrice": 12.4, "TaxCode": "EX",
                                "AccountCode": "510000", "CostingCode": "PLANT1"}],
         })
         path = entity_path("PurchaseOrders", po["DocEntry"])
+        assert po["DocDueDate"] == due and parse_date(po["DocDate"]) == date(2024, 5, 2)
         await client.patch(path, {"Comments": "from JAGGAER"})
         assert (await client.get(path, select="Comments"))["Comments"] == "from JAGGAER"
         await client.action(path, "Close")
@@ -203,9 +210,13 @@ async def test_reads_survive_transient_faults(sim):
     async with client_for(sim, max_concurrency=4) as client:
         await client.login()
         sim.set_knobs(error_rate=0.2, drop_before_rate=0.2)
+        faults_before = sim.counters["faults"]
         rows = await asyncio.gather(*(client.get(entity_path("Items", "SEAL-0031")) for _ in range(20)))
         sim.set_knobs(**CALM)
+        faults = sim.counters["faults"]
     assert {row["ItemCode"] for row in rows} == {"SEAL-0031"}
+    injected = sum(faults[k] - faults_before[k] for k in ("errors", "dropped_before"))
+    assert injected > 0 and client.requests_sent == 20 + injected  # one more try per injected fault
 
 
 async def test_lost_write_answer_is_maybe_committed(sim):
@@ -253,3 +264,31 @@ async def test_reference_codes(sim):
     assert codes.is_project("P-2024-01") and not codes.is_project("P-2019-OLD")
     assert {1, 2, 3, 4} <= codes.payment_terms
     assert {"V10000", "V10004"} <= codes.suppliers and "C20000" not in codes.suppliers
+
+
+async def test_idle_connection_closed_by_the_server_does_not_break_a_write(sim):
+    async with client_for(sim) as client:
+        await client.get(entity_path("Items", "BOLT-M8"))
+        await asyncio.sleep(5.3)  # the server closes idle keep-alive connections after 5 s
+        created = await client.create("BusinessPartners", {"CardCode": unique("KA"), "CardName": "idle",
+                                                            "CardType": "cSupplier"})
+    assert created["CardType"] == "cSupplier"
+
+
+async def test_check_verb_core(sim):
+    from engine.cli.check import check_connections
+    from engine.project import Project
+
+    profile = {"kind": "sapb1", "service_root": sim.service_root("v2"), "company_db": sim.company,
+               "username": sim.user}
+    project = Project(root=".", name="t", state_path="var/state.duckdb", connections={
+        "b1": {**profile, "password": sim.password},
+        "b1_bad": {**profile, "password": "wrong-Secret-9"},
+        "jg": {"kind": "jaggaer", "base_url": "http://127.0.0.1:9", "token_url": "http://127.0.0.1:9/token",
+               "client_id": "c", "client_secret": "s", "timeout": 2},
+    }, environ={})
+    results = {r.name: r for r in await check_connections(project)}
+    assert results["b1"].ok and "session timeout 30 min" in results["b1"].detail
+    assert not results["b1_bad"].ok and "100000027" in results["b1_bad"].detail
+    assert "wrong-Secret-9" not in results["b1_bad"].detail
+    assert not results["jg"].ok
