@@ -191,6 +191,8 @@ class ServiceLayerApp:
             raise SLError(401, -304, "Fail to get DB Credentials from SLD")
         if body["UserName"] != self.config.user or body["Password"] != self.config.password:
             raise SLError(401, 100000027, "Login failed")
+        if self.knobs.user_locked:
+            raise SLError(401, 100000055, "User is locked")
         session = self.sessions.create(body["UserName"], body["CompanyDB"])
         self.logins += 1
         payload: dict[str, Any] = {}
@@ -276,6 +278,9 @@ class ServiceLayerApp:
                 record = self.rules.patch(eset, key, body, replace, if_match)
             return Response(204, self.base_headers(call.v2) + self.etag_headers(eset, record))
         if method == "DELETE" and not rest:
+            if call.v2 and eset.kind == "bp" and self.store.get(eset.name, key) is None:
+                # recorded on release 2511 (§4.3); other keys and v1 answer the ODBC -2028 text
+                raise SLError(404, -2028, f"Entity with value('{key[0]}') does not exist")
             with self.store.transaction():
                 self.rules.delete(eset, key, if_match)
             return Response(204, self.base_headers(call.v2))

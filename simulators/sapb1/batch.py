@@ -145,6 +145,8 @@ def run_batch(app: ServiceLayerApp, call: Call) -> Response:
         items = parse_batch(call.body, call.headers.get("content-type", ""))
         if not items:
             raise _Malformed()
+        if call.v2 and any(not part.content_id for i in items if isinstance(i, ChangeSet) for part in i.parts):
+            raise _Malformed()  # Content-ID is mandatory in v2 change sets (§9.1)
     except _Malformed:
         raise SLError(400, -1000, E.MSG_BAD_BATCH) from None
     if sum(len(i.parts) if isinstance(i, ChangeSet) else 1 for i in items) > MAX_REQUESTS:

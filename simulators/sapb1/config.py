@@ -16,6 +16,7 @@ class SapKnobs(Knobs):
     write_latency_per_line_ms: float = 0.0  # realistic: 50
     internal_error_rate: float = 0.0  # share of writes answered 400/-5002 before anything is applied
     session_kill_rate: float = 0.0  # share of requests whose session dies just before (401/301)
+    user_locked: bool = False  # Login answers 401/100000055 `User is locked`
     duplicate_numatcard: bool = False  # company setting: refuse a repeated NumAtCard per supplier
     approval_procedures: bool = False  # purchasing POSTs become pending Drafts (answer -2028, or 204)
     expect_continue_500: bool = False  # answer `Expect: 100-continue` with an empty 500, like Apache

@@ -113,3 +113,6 @@ def test_malformed_batch(sl):
     assert error_of(no_boundary) == (-1000, "Incomplete Batch Request Body!")
     get_in_changeset = batch(sl, [changeset("cs", [http_part("GET", "Items")])])
     assert get_in_changeset.status_code == 400
+    if sl.version == "v2":  # Content-ID is mandatory in v2 change sets
+        no_id = batch(sl, [changeset("cs", [http_part("POST", "BusinessPartners", bp("VB7"))])])
+        assert no_id.status_code == 400 and error_of(no_id) == (-1000, "Incomplete Batch Request Body!")

@@ -15,7 +15,7 @@ from .conftest import SL, error_of, po_body
 
 OFF = {"latency_ms": 0, "login_latency_ms": 0, "workers": 0, "error_rate": 0, "drop_before_rate": 0,
        "drop_after_rate": 0, "slow_rate": 0, "internal_error_rate": 0, "session_kill_rate": 0,
-       "expect_continue_500": False, "write_latency_ms": 0}
+       "expect_continue_500": False, "write_latency_ms": 0, "user_locked": False}
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +144,9 @@ def test_client_fixture_uses_module_sim(sim):
     client = SL(sim)
     assert client.get("Items").status_code == 200
     client.close()
+
+
+def test_locked_user(sim):
+    sim.set_knobs(user_locked=True)
+    response = httpx.post(f"{sim.service_root('v1')}/Login", json=sim.login_body())
+    assert response.status_code == 401 and error_of(response) == (100000055, "User is locked")
