@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import sys
 
-from simulators.sapb1.config import REALISTIC_PROFILE, SapKnobs, SimConfig
+from simulators.sapb1.config import KNOB_HELP, REALISTIC_PROFILE, SapKnobs, SimConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,12 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(SapKnobs):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
-            knobs.add_argument(flag, dest=f"knob_{f.name}", action="store_true", default=None)
+            knobs.add_argument(flag, dest=f"knob_{f.name}", action="store_true", default=None,
+                               help=KNOB_HELP.get(f.name))
         else:
             kind = {"int": int, "float": float}.get(str(f.type), float)
             if f.name == "random_seed":
                 kind = int
-            knobs.add_argument(flag, dest=f"knob_{f.name}", type=kind, default=None, metavar="N")
+            knobs.add_argument(flag, dest=f"knob_{f.name}", type=kind, default=None, metavar="N",
+                               help=KNOB_HELP.get(f.name))
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[SimConfig, dict]:

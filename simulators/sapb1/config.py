@@ -28,6 +28,22 @@ class SapKnobs(Knobs):
     webhook_batch_window_ms: float = 20.0  # events committed within the window go in one POST
 
 
+KNOB_HELP = {
+    "latency_ms": "added to every API request", "jitter_ms": "plus a uniform random 0..N ms",
+    "workers": "requests served at once (0 = unlimited)", "error_rate": "share answered 500/502/503",
+    "drop_before_rate": "share dropped before anything is applied",
+    "drop_after_rate": "share whose answer is lost after the write committed",
+    "slow_rate": "share answered only after --slow-seconds", "slow_seconds": "delay of a slow answer",
+    "random_seed": "seed of the fault dice", "login_latency_ms": "added to Login (realistic: 3000)",
+    "write_latency_ms": "added to each write (realistic: 1000)",
+    "write_latency_per_line_ms": "plus this per document line (realistic: 50)",
+    "internal_error_rate": "share of writes answered 400/-5002", "session_kill_rate": "share of requests whose "
+    "session dies first (401/301)", "user_locked": "Login answers 401/100000055",
+    "duplicate_numatcard": "refuse a repeated NumAtCard per supplier (-5002/10001467)",
+    "approval_procedures": "purchasing POSTs become pending Drafts", "expect_continue_500": "answer "
+    "`Expect: 100-continue` with an empty 500", "webhooks_enabled": "deliver webhook notifications",
+}
+
 # Contract §12: what a real installation under load feels like (`--realistic`).
 REALISTIC_PROFILE = {"login_latency_ms": 3000.0, "write_latency_ms": 1000.0, "write_latency_per_line_ms": 50.0,
                      "workers": 40}
