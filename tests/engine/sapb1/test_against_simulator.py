@@ -20,6 +20,7 @@ from engine.sapb1 import (
     entity_path,
     fetch_reference_codes,
     format_date,
+    odata_literal,
     parse_date,
 )
 
@@ -29,7 +30,8 @@ if not hasattr(simulator, "start_simulator"):
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 FAST = Backoff(attempts=10, base=0.002, cap=0.01)
-CALM = dict(latency_ms=0, workers=0, error_rate=0, drop_before_rate=0, drop_after_rate=0, internal_error_rate=0)
+CALM = dict(latency_ms=0, workers=0, error_rate=0, drop_before_rate=0, drop_after_rate=0, internal_error_rate=0,
+            session_kill_rate=0, expect_continue_500=False, user_locked=False)
 
 
 @pytest.fixture(scope="module")
@@ -292,3 +294,54 @@ async def test_check_verb_core(sim):
     assert not results["b1_bad"].ok and "100000027" in results["b1_bad"].detail
     assert "wrong-Secret-9" not in results["b1_bad"].detail
     assert not results["jg"].ok
+
+
+async def test_paging_keeps_a_filter_with_reserved_characters(sim):
+    name = f"A&B #{uuid.uuid4().hex[:4]} 50% 'x'"
+    codes = [unique("PG") for _ in range(3)]
+    async with client_for(sim, "v1") as client:
+        for code in codes:
+            await client.create("BusinessPartners", {"CardCode": code, "CardName": name, "CardType": "cSupplier"})
+        sent = client.requests_sent
+        rows = [r async for r in client.query("BusinessPartners", filter=f"CardName eq {odata_literal(name)}",
+                                              select="CardCode", page_size=1)]
+        assert client.requests_sent - sent == 3
+    assert sorted(row["CardCode"] for row in rows) == sorted(codes)
+
+
+async def test_no_expect_continue_so_apache_500_never_happens(sim):
+    sim.set_knobs(expect_continue_500=True)
+    async with client_for(sim) as client:
+        created = await client.create("BusinessPartners", {"CardCode": unique("EX"), "CardName": "x",
+                                                           "CardType": "cSupplier"})
+        results = await client.batch([BatchRequest("GET", entity_path("BusinessPartners", created["CardCode"]))])
+    assert results[0].status == 200
+
+
+async def test_a_session_killed_again_after_relogin_fails_instead_of_looping(sim):
+    async with client_for(sim) as client:
+        await client.login()
+        sim.set_knobs(session_kill_rate=1.0)
+        with pytest.raises(ServiceLayerError) as info:
+            await client.get(entity_path("Items", "BOLT-M8"))
+        sim.set_knobs(**CALM)
+        assert info.value.is_session_timeout and client.session.logins == 2
+        assert (await client.get(entity_path("Items", "BOLT-M8")))["ItemCode"] == "BOLT-M8"
+
+
+async def test_injected_internal_error_is_a_business_answer_sent_once(sim):
+    async with client_for(sim) as client:
+        await client.login()
+        sim.set_knobs(internal_error_rate=1.0)
+        sent = client.requests_sent
+        with pytest.raises(ServiceLayerError) as info:
+            await client.create("BusinessPartners", {"CardCode": unique("IE"), "CardName": "x", "CardType": "cSupplier"})
+    assert info.value.code == -5002 and info.value.kind == "business" and client.requests_sent - sent == 1
+
+
+async def test_locked_user(sim):
+    sim.set_knobs(user_locked=True)
+    async with client_for(sim, "v1") as client:
+        with pytest.raises(LoginError) as info:
+            await client.login()
+    assert info.value.code == 100000055 and client.session.logins == 1
