@@ -68,3 +68,32 @@ def test_fault_injector_drops_and_errors():
         with pytest.raises(httpx.RemoteProtocolError):
             httpx.get(f"{running.base_url}/not-written")
     assert applied == ["/written"]
+
+
+def test_status_line_carries_the_reason_phrase(server):
+    with httpx.Client(base_url=server.base_url) as client:
+        response = client.get("/x")
+    assert response.reason_phrase == "OK"
+
+
+def test_stop_with_an_idle_keep_alive_connection_is_clean():
+    running = ServerThread(HttpServer(echo)).start()
+    client = httpx.Client(base_url=running.base_url)
+    assert client.get("/x").status_code == 200  # the connection stays open, idle
+    running.stop()
+    assert not running.loop.is_running()
+    client.close()
+
+
+def test_knobs_update_parses_booleans_and_reports_unknown_names():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Flagged(Knobs):
+        switch: bool = False
+
+    knobs = Flagged()
+    assert knobs.update({"switch": "true", "latency_ms": "5", "nope": 1}) == ["nope"]
+    assert knobs.switch is True and knobs.latency_ms == 5.0
+    knobs.update({"switch": "false"})
+    assert knobs.switch is False
