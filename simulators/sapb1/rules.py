@@ -96,7 +96,8 @@ class Rules:
 
     def bump(self, eset: EntitySet, record: dict[str, Any]) -> None:
         date, time = self.stamp()
-        record["UpdateDate"] = date
+        if "UpdateDate" in record:
+            record["UpdateDate"] = date
         if "UpdateTime" in record:
             record["UpdateTime"] = time
         if eset.etag:
