@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import re
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from simulators.http import Response
 from simulators.sapb1 import errors as E
 from simulators.sapb1.entities import ENTITY_SETS, EntitySet, parse_key
 from simulators.sapb1.errors import SLError
+from simulators.sapb1.odata import compile_filter
 
 if TYPE_CHECKING:
     from simulators.sapb1.app import Call, ServiceLayerApp
@@ -42,6 +44,25 @@ _CATALOG_TYPES = {c["BusinessObject"]: set(c["TransactionTypes"].split(",")) for
 _HMAC_ALGOS = {"HMACSha256": hashlib.sha256, "HMACSha384": hashlib.sha384, "HMACSha512": hashlib.sha512}
 MAX_SUBSCRIPTIONS = 16
 SUBSCRIPTIONS = "EventSubscriptions"
+
+
+_FILTER_PARTS = re.compile(r"""('(?:[^']|'')*'|"[^"]*")""")
+_FILTER_OPS = [(re.compile(p), r) for p, r in (
+    (r">=", " ge "), (r"<=", " le "), (r"<>|!=", " ne "), (r"==|=", " eq "), (r">", " gt "), (r"<", " lt "),
+    (r"&&|\bAND\b", " and "), (r"\|\||\bOR\b", " or "), (r"!(?!=)|\bNOT\b", " not "))]
+
+
+def filter_to_odata(expression: str) -> str:
+    """`DocTotal > 1000 && CardCode == "V1"` -> `DocTotal gt 1000 and CardCode eq 'V1'`."""
+    out = []
+    for index, part in enumerate(_FILTER_PARTS.split(expression)):
+        if index % 2:  # a string literal
+            out.append("'" + part[1:-1].replace("'", "''") + "'" if part.startswith('"') else part)
+            continue
+        for pattern, replacement in _FILTER_OPS:
+            part = pattern.sub(replacement, part)
+        out.append(part)
+    return "".join(out)
 
 
 def _is_loopback(host: str) -> bool:
@@ -169,6 +190,15 @@ class Webhooks:
             allowed = _CATALOG_TYPES.get(event.get("BusinessObject") or "")
             if allowed is None or event.get("TransactionType") not in allowed:
                 raise E.invalid_property("EventCollection", "EventSubscription")
+            resolve = self.app.resolver(ENTITY_SETS[event["BusinessObject"]])
+            try:
+                for name in filter(None, (p.strip() for p in (event.get("BizObjProps") or "").split(","))):
+                    if resolve(name).kind in ("coll", "complex"):
+                        raise E.invalid_property(name, "EventSubscription")
+                if event.get("FilterExpr"):
+                    compile_filter(filter_to_odata(event["FilterExpr"]), resolve)
+            except SLError:
+                raise E.invalid_property("EventCollection", "EventSubscription") from None
         text = record.get("AuthenticationCred") if creds_text is None else creds_text
         auth = record.get("AuthenticationType") or "HMAC"
         if auth == "None":
@@ -287,13 +317,24 @@ class Webhooks:
         for sub in subs:
             for event in events:
                 match = next((e for e in sub["EventCollection"] if e["BusinessObject"] == event["set"]
-                              and e["TransactionType"] == event["type"]), None)
+                              and e["TransactionType"] == event["type"] and self.passes(e, event)), None)
                 if match is not None:
                     self.pending.setdefault(sub["WebhookID"], []).append(self.notification(event, match))
             if self.pending.get(sub["WebhookID"]) and sub["WebhookID"] not in self.flushing:
                 self.flushing.add(sub["WebhookID"])
                 loop.call_later(self.app.knobs.webhook_batch_window_ms / 1000,
                                 lambda wid=sub["WebhookID"]: asyncio.ensure_future(self.flush(wid)))
+
+    def passes(self, subscribed: dict[str, Any], event: dict[str, Any]) -> bool:
+        """`FilterExpr` (FP 2608), e.g. `DocTotal > 1000`, on the record after the change."""
+        expression = subscribed.get("FilterExpr")
+        if not expression or event.get("record") is None:
+            return True
+        resolve = self.app.resolver(ENTITY_SETS[event["set"]])
+        try:
+            return bool(compile_filter(filter_to_odata(expression), resolve)(event["record"]))
+        except SLError:
+            return False
 
     def notification(self, event: dict[str, Any], match: dict[str, Any]) -> dict[str, Any]:
         key = event["key"]

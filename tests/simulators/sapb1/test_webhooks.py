@@ -220,3 +220,21 @@ def test_catalog_pause_delete_and_v2_only(hooked, receiver, sim):
     response = v1.get("EventSubscriptions")
     assert response.status_code == 404 and error_of(response)[0] == -1000
     v1.close()
+
+
+def test_filter_expression_and_biz_props(hooked, receiver):
+    rec, base = receiver
+    events = [{"BusinessObject": "PurchaseOrders", "TransactionType": "Created", "FilterExpr": "DocTotal > 100",
+               "BizObjProps": "DocTotal"}]
+    assert hooked.post("EventSubscriptions", subscription(f"{base}/hook", EventCollection=events)).status_code == 201
+    small = po_body(lines=[{"ItemCode": "BRK-2210", "Quantity": 1, "UnitPrice": 5}])
+    large = po_body(lines=[{"ItemCode": "BRK-2210", "Quantity": 100, "UnitPrice": 5}])
+    hooked.post("PurchaseOrders", small)
+    entry = hooked.post("PurchaseOrders", large).json()["DocEntry"]
+    delivered = rec.wait_for(1)
+    time.sleep(0.1)
+    assert [e["data"] for e in rec.events()] == [{"DocEntry": str(entry), "DocTotal": 500.0}]
+    assert len(delivered) == 1
+    bad = [{"BusinessObject": "PurchaseOrders", "TransactionType": "Created", "FilterExpr": "Nope > 1"}]
+    response = hooked.post("EventSubscriptions", subscription(f"{base}/other", WebhookID="x", EventCollection=bad))
+    assert error_of(response) == (-1000, "Property 'EventCollection' of 'EventSubscription' is invalid")
