@@ -229,10 +229,13 @@ class SapB1Client:
 
     # -- reads -------------------------------------------------------------------------------------
 
-    async def get(self, path: str, **options: str | int | None) -> dict[str, Any]:
+    async def get(self, path: str, **options: str | int | Iterable[str] | None) -> dict[str, Any]:
         """GET one resource (e.g. `entity_path("PurchaseOrders", 12)`) as JSON; query options by name,
-        e.g. `get(path, select="DocEntry,DocNum")` sends `$select`."""
-        query = build_query({f"${name}": value for name, value in options.items()})
+        e.g. `get(path, select=["DocEntry", "DocNum"])` sends `$select=DocEntry,DocNum`."""
+        query = build_query({
+            f"${name}": value if value is None or isinstance(value, str | int) else _option_text(value)
+            for name, value in options.items()
+        })
         response = await self._read(f"{path}?{query}" if query else path)
         return response.json()
 
