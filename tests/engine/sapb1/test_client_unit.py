@@ -181,7 +181,9 @@ async def test_reads_retry_transient_faults():
 
     fake.routes[("GET", "Projects('P1')")] = route
     async with make_client(fake) as client:
-        assert (await client.get("Projects('P1')"))["Code"] == "P1"
+        assert (await client.get("Projects('P1')", select=["Code", "Name"]))["Code"] == "P1"
+    gets = [r for r in fake.requests if r.method == "GET"]
+    assert len(gets) == 3 and all(options(r) == {"$select": "Code,Name"} for r in gets)
 
 
 async def test_reads_give_up_after_the_budget_and_business_errors_are_not_retried():
