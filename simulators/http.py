@@ -158,7 +158,7 @@ class HttpServer:
         current = asyncio.current_task()
         pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
         if pending:
-            _, still = await asyncio.wait(pending, timeout=1)
+            _, still = await asyncio.wait(pending, timeout=0.1)
             for task in still:
                 task.cancel()
 

@@ -124,7 +124,7 @@ def test_subscribe_with_handshake_and_hmac_notifications(hooked, receiver):
 
 def test_events_are_batched(hooked, receiver):
     rec, base = receiver
-    hooked.sim.set_knobs(webhook_batch_window_ms=200)
+    hooked.sim.set_knobs(webhook_batch_window_ms=500)
     assert hooked.post("EventSubscriptions", subscription(f"{base}/hook")).status_code == 201
     for code in ("V10000", "V10001", "V10002"):
         hooked.patch(f"BusinessPartners('{code}')", {"Phone2": "1"})
