@@ -57,6 +57,18 @@ def build_query(options: Mapping[str, str | int | None]) -> str:
     )
 
 
+def _verify_option(value: Any) -> bool | str:
+    """`verify_tls` from YAML or the environment: a boolean, or the path of a CA bundle."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() in ("true", "yes", "1", "on"):
+        return True
+    if text.lower() in ("false", "no", "0", "off"):
+        return False
+    return text
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "")
     try:
@@ -115,9 +127,16 @@ class SapB1Client:
         missing = [key for key in ("service_root", "company_db", "username", "password") if not profile.get(key)]
         if missing:
             raise ConfigError(f"SAP B1 connection profile lacks {', '.join(missing)}")
-        options: dict[str, Any] = {
-            key: profile[key] for key in ("verify_tls", "max_concurrency", "timeout") if profile.get(key) is not None
-        }
+        options: dict[str, Any] = {}
+        try:
+            if profile.get("max_concurrency") is not None:
+                options["max_concurrency"] = int(profile["max_concurrency"])
+            if profile.get("timeout") is not None:
+                options["timeout"] = float(profile["timeout"])
+        except (TypeError, ValueError):
+            raise ConfigError("SAP B1 connection profile: max_concurrency and timeout must be numbers") from None
+        if profile.get("verify_tls") is not None:
+            options["verify_tls"] = _verify_option(profile["verify_tls"])
         options.update(overrides)
         return cls(profile["service_root"], profile["company_db"], profile["username"], profile["password"], **options)
 

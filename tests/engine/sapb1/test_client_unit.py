@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from engine.errors import ConfigError
 from engine.retry import Backoff
 from engine.sapb1 import LoginError, SapB1Client, ServiceLayerError, TransportError, entity_path
 from tests.engine.sapb1.fake_sl import FakeServiceLayer
@@ -331,3 +332,16 @@ async def test_login_that_never_answers_fails_the_client_for_good():
         with pytest.raises(TransportError):
             await client.get("Items")
     assert fake.logins == FAST.attempts
+
+
+def test_from_profile_coerces_environment_strings():
+    profile = {"kind": "sapb1", "service_root": "https://erp:50000/b1s/v1", "company_db": "SBODEMOUS",
+               "username": "manager", "password": "pw", "max_concurrency": "12", "verify_tls": "false",
+               "timeout": "60"}
+    client = SapB1Client.from_profile(profile)
+    assert client.max_concurrency == 12 and client.timeout == 60.0 and client.version == "v1"
+    with pytest.raises(ConfigError) as info:
+        SapB1Client.from_profile({**profile, "password": None})
+    assert "password" in str(info.value)
+    with pytest.raises(ConfigError):
+        SapB1Client.from_profile({**profile, "max_concurrency": "many"})
