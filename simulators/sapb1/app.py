@@ -335,7 +335,21 @@ class ServiceLayerApp:
             headers.append(("ETag", tag))
         if extra:
             headers.extend(extra)
+        select = self.single_select(call, eset)
+        if select is not None:
+            rendered, _ = self.rendered(eset, key, record, call.v2)
+            fragment = dumps({name: rendered.get(name) for name in select})
         return Response(status, headers, head.encode() + b"," + fragment[1:])
+
+    def single_select(self, call: Call, eset: EntitySet) -> list[str] | None:
+        """`$select` on a single-entity GET (contract §9.2 uses it); None when absent or `*`."""
+        if call.method != "GET" or not call.query_string:
+            return None
+        query = dict(parse_qsl(call.query_string, keep_blank_values=True))
+        if not query.get("$select"):
+            return None
+        select = odata.parse_select(query["$select"], self.resolver(eset))
+        return None if "*" in select else select
 
     def single_property(self, call: Call, eset: EntitySet, record: dict[str, Any], rest: str) -> Response:
         name, _, raw = rest.partition("/")

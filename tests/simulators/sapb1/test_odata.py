@@ -172,3 +172,10 @@ def test_filter_on_distribution_rules_by_dimension(v2):
 def test_projects_paged(v1):
     records, links = follow(v1, "Projects", params={"$select": "Code,Active"}, headers={"Prefer": "odata.maxpagesize=2"})
     assert len(records) == 4 and len(links) == 1
+
+
+def test_select_on_single_entity(sl):
+    for client in (sl,):
+        body = client.get("BusinessPartners('V10000')", params={"$select": "CardCode,CardName"}).json()
+        assert {k for k in body if not k.startswith(("@odata", "odata"))} == {"CardCode", "CardName"}
+        assert body["CardCode"] == "V10000"
