@@ -10,6 +10,7 @@ the merge on `id` keeps every record staged once. Core functions return results 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import queue
@@ -33,7 +34,7 @@ from engine.jaggaer.client import J1PClient, JaggaerSettings
 from engine.jaggaer.keyset import KeysetState
 from engine.jaggaer.source import Batch, read_source
 from engine.project import Project
-from engine.spec import PipelineSpec, compile_schema, load_pipelines
+from engine.spec import PipelineSpec, RecordInvalid, compile_schema, load_pipelines
 from engine.staging import SCHEMA, existing_keys
 
 log = logging.getLogger("engine.extract")
@@ -159,10 +160,9 @@ class Stager:
         for key, stamp, record in records:
             try:
                 validate(record)
-            except Exception as exc:  # fastjsonschema.JsonSchemaValueException
+            except RecordInvalid as exc:
                 invalid.append(quarantine.QuarantinedRecord(
-                    self.spec.name, key, "validate", f"schema {self.spec.source['schema']}: {_schema_reason(exc)}",
-                    record, run_id))
+                    self.spec.name, key, "validate", f"schema {self.spec.source['schema']}: {exc}", record, run_id))
                 continue
             rows.append((key, stamp, orjson.dumps(record).decode()))
         return rows, invalid
@@ -179,6 +179,8 @@ class Stager:
             with db.connect(self.project.state_path) as own:
                 return self.load(rows, own)
         ids = list(rows)
+        # Writing staging runs beside the network reads: one DuckDB thread leaves the other cores to them.
+        conn.execute("SET threads TO 1")
         known = existing_keys(conn, self.spec.name, ids)
         table = pa.table({"id": pa.array(ids, pa.string()),
                           "last_modified": pa.array([v[0] for v in rows.values()], pa.string()),
@@ -193,21 +195,18 @@ class Stager:
         return StageOutcome(new, changed, invalid)
 
 
-def _schema_reason(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    return message.replace("data.", "", 1) if message.startswith("data.") else message
-
-
 # --------------------------------------------------------------------------- the fetch thread
 
 
 class _Fetcher(threading.Thread):
-    """Runs the async read in its own event loop; hands batches over a bounded queue (back-pressure)."""
+    """Runs the async read in its own event loop, validates and serializes each page there (no GIL
+    ping-pong with the committing thread), and hands pages over a bounded queue (back-pressure)."""
 
     def __init__(self, settings: JaggaerSettings, spec: PipelineSpec, state: KeysetState,
-                 transport: httpx.AsyncBaseTransport | None, maxsize: int) -> None:
+                 transport: httpx.AsyncBaseTransport | None, prepare: Callable[..., Any], maxsize: int) -> None:
         super().__init__(name=f"extract-{spec.name}", daemon=True)
         self.settings, self.spec, self.state, self.transport = settings, spec, state, transport
+        self.prepare = prepare
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=maxsize)
         self.stop = threading.Event()
         self.client: J1PClient | None = None
@@ -231,7 +230,9 @@ class _Fetcher(threading.Thread):
         async with J1PClient(self.settings, transport=self.transport) as client:
             self.client = client
             async for batch in read_source(client, self.spec, self.state):
-                await loop.run_in_executor(None, self._put, ("batch", batch))
+                rows, invalid = self.prepare(batch.records)
+                batch.records = []
+                await loop.run_in_executor(None, self._put, ("batch", (batch, rows, invalid)))
                 if self.stop.is_set():
                     return
         self._put(("done", None))
@@ -267,7 +268,8 @@ def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: Progress
     with db.connect(project.state_path) as conn:
         committed = load_state(conn, spec.name)
     walk_state = KeysetState(committed.stamp, committed.id, dict(committed.seen))
-    fetcher = _Fetcher(settings, spec, walk_state, transport, maxsize=max(2, project.commit_every // 100))
+    prepare = functools.partial(stager.prepare, run_id=run_id)
+    fetcher = _Fetcher(settings, spec, walk_state, transport, prepare, maxsize=max(2, project.commit_every // 100))
     fetcher.start()
     chunk: dict[str, tuple[str, str]] = {}
     entries: list[quarantine.QuarantinedRecord] = []
@@ -276,9 +278,8 @@ def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: Progress
         while True:
             kind, payload = fetcher.events.get()
             if kind == "batch":
-                batch: Batch = payload
+                batch, rows, invalid = payload
                 pending.add(batch)
-                rows, invalid = stager.prepare(batch.records, run_id=run_id)
                 for key, stamp, text in rows:
                     chunk.pop(key, None)  # a record read twice in one chunk: keep the later read
                     chunk[key] = (stamp, text)
