@@ -96,6 +96,22 @@ class Stack:
                 out[f"{entity}.{method}"] = count
         return out
 
+    def post_goods_receipt(self, card_code: str, po_entry: int, lines: list[tuple[int, float]]) -> dict[str, Any]:
+        """What the warehouse does in B1: a `PurchaseDeliveryNotes` copying PO lines [(LineNum, quantity)]
+        (a service document, like the orders the engine posts)."""
+        import httpx
+
+        with httpx.Client(base_url=self.b1.service_root("v2") + "/", timeout=30) as client:
+            client.post("Login", json=self.b1.login_body()).raise_for_status()
+            response = client.post("PurchaseDeliveryNotes", json={
+                "CardCode": card_code, "DocType": "dDocument_Service", "Comments": "received at the dock",
+                "DocumentLines": [{"BaseType": 22, "BaseEntry": po_entry, "BaseLine": num, "Quantity": qty}
+                                  for num, qty in lines],
+            })
+            assert response.status_code == 201, response.text
+            client.post("Logout")
+            return response.json()
+
     def edit(self, relative: str, old: str, new: str) -> None:
         """Replace one exact, unique text in a project file (a mapping or rule-table change in git)."""
         path = self.root / relative
