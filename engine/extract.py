@@ -150,21 +150,20 @@ class Stager:
 
         self._resource = records
 
-    def prepare(self, records: Iterable[tuple[str, str, dict[str, Any]]], *, run_id: str | None = None
+    def prepare(self, records: Iterable[tuple[str, str, dict[str, Any], bytes | None]], *, run_id: str | None = None
                 ) -> tuple[list[tuple[str, str, str]], list[quarantine.QuarantinedRecord]]:
-        """Validate and serialize: (key, stamp, JSON text) rows, and quarantine entries for the invalid.
-
-        Done as batches arrive, so a chunk waiting for its commit holds compact text, not dicts."""
+        """Validate; rows of (key, stamp, JSON text) — the body as the server sent it when there is one —
+        and quarantine entries for the invalid. Runs as pages arrive: a chunk holds text, not dicts."""
         rows, invalid = [], []
         validate = self.validator
-        for key, stamp, record in records:
+        for key, stamp, record, raw in records:
             try:
                 validate(record)
             except RecordInvalid as exc:
                 invalid.append(quarantine.QuarantinedRecord(
                     self.spec.name, key, "validate", f"schema {self.spec.source['schema']}: {exc}", record, run_id))
                 continue
-            rows.append((key, stamp, orjson.dumps(record).decode()))
+            rows.append((key, stamp, raw.decode() if raw else orjson.dumps(record).decode()))
         return rows, invalid
 
     def load(self, rows: dict[str, tuple[str, str]], conn: duckdb.DuckDBPyConnection | None = None) -> tuple[int, int]:
@@ -188,7 +187,7 @@ class Stager:
         self.pipeline.run(self._resource(table), loader_file_format="parquet")
         return len(ids) - len(known), len(known)
 
-    def stage(self, records: Iterable[tuple[str, str, dict[str, Any]]], *, run_id: str | None = None) -> StageOutcome:
+    def stage(self, records: Iterable[tuple[str, str, dict[str, Any], bytes | None]], *, run_id: str | None = None) -> StageOutcome:
         """Validate, then merge the valid records by id; invalid ones come back for quarantine."""
         rows, invalid = self.prepare(records, run_id=run_id)
         new, changed = self.load({key: (stamp, text) for key, stamp, text in rows})

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base
 
@@ -228,6 +229,10 @@ class J1PClient:
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET `<base_url><path>`: retried while transient; raises J1PError on a definitive failure."""
+        return (await self.get_raw(path, params))[0]
+
+    async def get_raw(self, path: str, params: Mapping[str, str] | None = None) -> tuple[dict[str, Any], bytes]:
+        """Like `get`, plus the body exactly as the server sent it (staged as the raw record)."""
         try:
             async for attempt in self._retrying():
                 with attempt:
@@ -238,7 +243,7 @@ class J1PClient:
                            return_message=exc.reason, path=path) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _get_once(self, path: str, params: Mapping[str, str] | None) -> dict[str, Any]:
+    async def _get_once(self, path: str, params: Mapping[str, str] | None) -> tuple[dict[str, Any], bytes]:
         url = self.settings.base_url + path
         for fresh in (False, True):
             token = await self.tokens.get()
@@ -253,7 +258,7 @@ class J1PClient:
                 if fresh:
                     raise AuthFailed(f"connection '{self.settings.name}': a freshly issued token was refused (401) on {path}")
                 continue
-            return self._outcome(response, path)
+            return self._outcome(response, path), response.content
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _outcome(self, response: httpx.Response, path: str) -> dict[str, Any]:
@@ -264,8 +269,8 @@ class J1PClient:
             raise _Transient(f"HTTP {status}")
         body: Any = None
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             if status == 200:
                 raise _Transient("HTTP 200 with a body that is not JSON") from None
         code = str(body.get("returnCode")) if isinstance(body, dict) and "returnCode" in body else None

@@ -33,7 +33,7 @@ class Failed:
 class Batch:
     """The outcome of one list page: records to stage (key, stamp, raw record), failures, cursor after it."""
 
-    records: list[tuple[str, str, dict[str, Any]]]
+    records: list[tuple[str, str, dict[str, Any], bytes | None]]  # key, stamp, record, raw body (detail reads)
     failed: list[Failed]
     fetched: int
     stamp: str
@@ -59,18 +59,18 @@ async def read_source(client: J1PClient, spec: PipelineSpec, state: KeysetState,
         total = body.get("totRecords")
         return items, int(total) if isinstance(total, int | str) and str(total).isdigit() else None
 
-    async def detail(item: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | Failed:
+    async def detail(item: dict[str, Any]) -> tuple[str, str, dict[str, Any], bytes | None] | Failed:
         key = str(dig(item, src["primary_key"]))
         if "detail" not in src:
-            return key, str(dig(item, cursor.field)), item
+            return key, str(dig(item, cursor.field)), item, None
         async with sem:
             try:
-                record = await client.get(src["detail"].replace("{id}", key))
+                record, raw = await client.get_raw(src["detail"].replace("{id}", key))
             except J1PError as exc:
                 reason = f"returnCode {exc.code}: {exc.return_message}" if exc.code else str(exc)
                 return Failed(key, f"detail read failed: {reason}", item)
         stamp = dig(record, cursor.field) or dig(item, cursor.field)
-        return key, str(stamp), record
+        return key, str(stamp), record, raw
 
     pending: deque[tuple[Any, list[asyncio.Task[Any]]]] = deque()
 
