@@ -30,7 +30,7 @@ class Project:
     name: str
     state_path: Path
     connections: Mapping[str, dict[str, Any]]
-    commit_every: int = 5000
+    commit_every: int = 10000
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False, compare=False)
 
     @property
@@ -113,7 +113,7 @@ def check_project_file(root: Path) -> tuple[Project | None, list[Problem]]:
         name=data["project"],
         state_path=(Path(root) / data["state"]),
         connections=data["connections"],
-        commit_every=(data.get("extract") or {}).get("commit_every", 5000),
+        commit_every=(data.get("extract") or {}).get("commit_every", 10000),
     )
     return project, []
 

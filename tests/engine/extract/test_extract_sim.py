@@ -48,7 +48,7 @@ def make_project(root: Path, *, commit_every: int = 1000, attempts: int = 6, po_
         else:
             target.write_text(json.dumps(PO_SCHEMA if name == "purchase_orders" else {"type": "object"}))
     text = (REPO / "ml-connector.yaml").read_text()
-    text = text.replace("commit_every: 5000", f"commit_every: {commit_every}")
+    text = text.replace("commit_every: 10000", f"commit_every: {commit_every}")
     text = text.replace("    max_concurrency: 8\n  sapb1:",
                         f"    max_concurrency: 4\n    retry: {{attempts: {attempts}, backoff_initial: 0.05, backoff_max: 0.5}}\n  sapb1:")
     (root / "ml-connector.yaml").write_text(text)
