@@ -13,14 +13,14 @@ sends anything; after a crash `pending_intents` names the records whose outcome 
 looked up in B1 before any re-send. Every write function batches its rows in one transaction.
 Secret-like keys and session cookies are redacted from anything stored (`redact`).
 
-The column layout is shared with `engine/load/store.py` (same columns, same order); this module's
-tables add `http_status`, `duration_ms`, `b1_body` to `events` and `mapping_versions`, `engine_version`
-to `runs`, at the end. Writers here insert by column name and skip columns an older table lacks.
+This module is the only code that touches these tables. State files made by an older layout (without
+`events.http_status/duration_ms/b1_body`, `runs.mapping_versions/engine_version`, `ledger.plan_hash`)
+are brought up to date by `upgrade_tables` (the runner calls it once per run); until then writers insert
+by column name and skip the columns a table lacks, and readers never need them.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+import orjson
 
 from engine import __version__
 from engine.mapping.core import CrosswalkEntry
@@ -40,7 +41,7 @@ DDL = [
         target_entity VARCHAR, target_key VARCHAR, fingerprint VARCHAR, attempt_fingerprint VARCHAR,
         mapping_version VARCHAR, status VARCHAR NOT NULL, attempts INTEGER DEFAULT 0,
         last_error_code VARCHAR, last_error VARCHAR, payload JSON, line_map JSON,
-        run_id VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+        run_id VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, plan_hash VARCHAR,
         PRIMARY KEY (pipeline, external_ref))""",
     """CREATE TABLE IF NOT EXISTS events (
         run_id VARCHAR, pipeline VARCHAR, external_ref VARCHAR, action VARCHAR, outcome VARCHAR,
@@ -56,13 +57,14 @@ DDL = [
 ]
 # Columns this module adds to tables an older layout may have created.
 EXTRA_COLUMNS = {
+    "ledger": [("plan_hash", "VARCHAR")],
     "events": [("http_status", "INTEGER"), ("duration_ms", "DOUBLE"), ("b1_body", "JSON")],
     "runs": [("mapping_versions", "JSON"), ("engine_version", "VARCHAR")],
 }
 LEDGER_COLUMNS = [
     "pipeline", "external_ref", "record_key", "target_entity", "target_key", "fingerprint", "attempt_fingerprint",
     "mapping_version", "status", "attempts", "last_error_code", "last_error", "payload", "line_map", "run_id",
-    "created_at", "updated_at",
+    "created_at", "updated_at", "plan_hash",
 ]
 
 
@@ -119,12 +121,24 @@ def redact(value: Any) -> Any:
     return value
 
 
+# Text that may hold a secret: only such values take the (slower) key-by-key `redact` walk.
+_SECRET_HINT = re.compile(
+    rb"pass|secret|token|session|cookie|authori[sz]ation|api[_-]?key|credential|ROUTEID|bearer", re.I)
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(redact(value), default=str, separators=(",", ":"))
+    """Compact JSON of `value`, redacted. Payloads are serialised once (orjson) and walked by `redact`
+    only when their text mentions something secret-like."""
+    if value is None:
+        return None
+    text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    if _SECRET_HINT.search(text):
+        text = orjson.dumps(redact(value), default=str, option=orjson.OPT_NON_STR_KEYS)
+    return text.decode()
 
 
 def _load(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    return orjson.loads(value) if isinstance(value, str) else value
 
 
 def _now() -> datetime:
@@ -153,6 +167,7 @@ class LedgerRow:
     run_id: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    plan_hash: str | None = None  # of the staged record + mapping version its synced state was planned from
 
 
 def has_table(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -165,10 +180,12 @@ def has_table(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
 def _rows(conn: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any]) -> list[LedgerRow]:
     if not has_table(conn, "ledger"):
         return []
-    sql = f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ledger {where} ORDER BY pipeline, external_ref"
+    have = _columns(conn, "ledger")
+    cols = [c for c in LEDGER_COLUMNS if c in have]
+    sql = f"SELECT {', '.join(cols)} FROM ledger {where} ORDER BY pipeline, external_ref"
     out = []
     for values in conn.execute(sql, list(params)).fetchall():
-        row = LedgerRow(**dict(zip(LEDGER_COLUMNS, values, strict=True)))
+        row = LedgerRow(**dict(zip(cols, values, strict=True)))
         row.payload = _load(row.payload)
         row.line_map = _load(row.line_map)
         row.attempts = row.attempts or 0
@@ -184,7 +201,7 @@ def ledger_rows(conn: duckdb.DuckDBPyConnection, pipeline: str, refs: Iterable[s
         refs = [str(r) for r in refs]
         if not refs:
             return {}
-        rows = _rows(conn, f"WHERE pipeline = ? AND external_ref IN ({', '.join('?' for _ in refs)})", [pipeline, *refs])
+        rows = _rows(conn, "WHERE pipeline = ? AND external_ref IN (SELECT unnest(?::VARCHAR[]))", [pipeline, refs])
     return {r.external_ref: r for r in rows}
 
 
@@ -292,6 +309,10 @@ class Result:
     adopted: bool = False  # found already in B1 (lost answer, crash) instead of written now
     record_key: str | None = None
     target_entity: str | None = None
+    plan_hash: str | None = None  # (synced) of the staged record + mapping version the payload came from
+    # Earlier attempts that did not settle the record (`engine.load.model.Attempt`: http_status, b1_code,
+    # b1_message, b1_body, duration_ms), each journalled as a `retry` event before the final one.
+    tries: list[Any] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -313,6 +334,8 @@ def record_result(conn: duckdb.DuckDBPyConnection, run_id: str, results: Sequenc
         if r.status == "synced":
             row.update(target_key=r.target_key, fingerprint=r.fingerprint, attempt_fingerprint=r.fingerprint,
                        mapping_version=r.mapping_version, payload=_json(r.payload), last_error_code=None, last_error=None)
+            if r.plan_hash is not None:
+                row["plan_hash"] = r.plan_hash
             if r.line_map is not None:
                 row["line_map"] = _json(r.line_map)
             if r.crosswalk and r.target_key is not None:
@@ -322,6 +345,12 @@ def record_result(conn: duckdb.DuckDBPyConnection, run_id: str, results: Sequenc
             if r.target_key is not None:
                 row["target_key"] = r.target_key
         rows[(r.pipeline, r.external_ref)] = row
+        events += [{
+            "run_id": run_id, "pipeline": r.pipeline, "external_ref": r.external_ref, "action": r.action,
+            "outcome": "retry", "b1_code": t.b1_code, "b1_message": redact(t.b1_message),
+            "mapping_version": r.mapping_version, "writes": 1, "attempts": 1, "happened_at": now,
+            "http_status": t.http_status, "duration_ms": t.duration_ms, "b1_body": _json(t.b1_body),
+        } for t in r.tries]
         events.append({
             "run_id": run_id, "pipeline": r.pipeline, "external_ref": r.external_ref, "action": r.action,
             "outcome": "adopted" if r.adopted else r.status, "target_key": r.target_key, "b1_code": r.b1_code,
@@ -330,6 +359,9 @@ def record_result(conn: duckdb.DuckDBPyConnection, run_id: str, results: Sequenc
             "duration_ms": r.duration_ms, "b1_body": _json(r.b1_body),
         })
     with _Tx(conn) as tx:
+        if "plan_hash" not in _columns(tx, "ledger"):  # an older layout: upgrade_tables adds it
+            for row in rows.values():
+                row.pop("plan_hash", None)
         _upsert(tx, list(rows.values()))
         tally: dict[tuple[str, str], int] = {}
         for r in results:
@@ -345,6 +377,36 @@ def record_result(conn: duckdb.DuckDBPyConnection, run_id: str, results: Sequenc
                   "ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
                   "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at")
         _insert_events(tx, events)
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A synced record planned again without a write: B1 already holds what it renders to now."""
+
+    pipeline: str
+    external_ref: str
+    plan_hash: str | None
+    mapping_version: str | None = None  # recorded only with a new fingerprint (else it names the version synced)
+    fingerprint: str | None = None  # with `payload`: a new rendering whose diff was empty (e.g. removals only)
+    payload: Any = None
+
+
+def refresh_synced(conn: duckdb.DuckDBPyConnection, items: Sequence[Unchanged]) -> None:
+    """Note on synced records what they were planned from, so a later run skips them without rendering."""
+    if not items:
+        return
+    now = _now()
+    rows = []
+    for u in items:
+        row: dict[str, Any] = {"pipeline": u.pipeline, "external_ref": u.external_ref, "status": "synced",
+                               "plan_hash": u.plan_hash, "updated_at": now}
+        if u.fingerprint is not None:  # the stored payload is now this mapping version's rendering
+            row.update(fingerprint=u.fingerprint, attempt_fingerprint=u.fingerprint, payload=_json(u.payload),
+                       mapping_version=u.mapping_version, last_error_code=None, last_error=None)
+        rows.append(row)
+    with _Tx(conn) as tx:
+        have = _columns(tx, "ledger")
+        _upsert(tx, [{k: v for k, v in r.items() if k in have} for r in rows])
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,13 @@ cleared. Reserved keys (`_key`, `_base`) stay in the patch for the loader; `stri
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from engine.mapping.core import CrosswalkEntry, Lookups, MappingFile, strip_reserved
@@ -172,6 +174,7 @@ class PlanItem:
     crosswalk_key: str | None = None
     line_map: dict[str, int] | None = None
     resume: bool = False  # an intent of an interrupted run: look it up in B1 before sending
+    plan_hash: str | None = None  # of the staged record and mapping version (the ledger keeps it: not re-planned)
 
     @property
     def body(self) -> dict[str, Any] | None:
@@ -205,56 +208,85 @@ def _get(row: Any, name: str) -> Any:
     return row.get(name) if isinstance(row, Mapping) else getattr(row, name, None)
 
 
+LedgerRows = Mapping[str, Any] | Callable[[list[str]], Mapping[str, Any]]
+BATCH = 1000
+
+
 def plan_records(
     pipeline: str,
     mapping: MappingFile,
     records: Iterable[tuple[str, Any]],
-    ledger_rows: Mapping[str, Any],
+    ledger_rows: LedgerRows,
     *,
     lookups: Lookups | None = None,
     replay: bool = False,
+    hashes: Mapping[str, str] | None = None,
 ) -> Plan:
-    """The plan for staged `(key, record)` pairs against `ledger_rows` (ref -> LedgerRow or dict). Pure."""
+    """The plan for staged `(key, record)` pairs against `ledger_rows` (ref -> LedgerRow or dict; or a
+    function giving the rows of a list of refs, asked once per batch of records). Pure."""
     plan = Plan(mapping_versions={pipeline: mapping.version})
     seen: set[str] = set()
+    batch: list[tuple[str, Any]] = []
     for key, record in records:
         result = mapping.render(record, key, lookups=lookups)
         ref = result.external_ref or str(key)
         if ref in seen:
             continue
         seen.add(ref)
+        batch.append((str(key), result))
+        if len(batch) >= BATCH:
+            _decide(plan, pipeline, batch, ledger_rows, replay, hashes or {})
+            batch = []
+    _decide(plan, pipeline, batch, ledger_rows, replay, hashes or {})
+    return plan
+
+
+def _decide(plan: Plan, pipeline: str, batch: list[tuple[str, Any]], ledger_rows: LedgerRows, replay: bool,
+            hashes: Mapping[str, str]) -> None:
+    if not batch:
+        return
+    if callable(ledger_rows):
+        ledger_rows = ledger_rows([r.external_ref or key for key, r in batch])
+    for key, result in batch:
+        ref = result.external_ref or key
         row = ledger_rows.get(ref)
-        item = PlanItem(pipeline, ref, "skip", record_key=str(key), mapping_version=result.mapping_version,
+        item = PlanItem(pipeline, ref, "skip", record_key=key, mapping_version=result.mapping_version,
                         previous_mapping_version=_get(row, "mapping_version") if row is not None else None,
                         target_key=_get(row, "target_key") if row is not None else None,
-                        crosswalk_key=result.crosswalk_key)
+                        crosswalk_key=result.crosswalk_key, plan_hash=hashes.get(key))
         plan.items.append(item)
         if result.status != "ok":
             item.action = {"skip": "ignore", "wait": "wait", "quarantine": "quarantine"}[result.status]
             item.reason = result.reason
             continue
-        payload = result.payload or {}
-        item.payload = payload
-        item.fingerprint = fp = fingerprint(payload)
-        status = _get(row, "status") if row is not None else None
-        item.resume = status == "in_flight"
-        if status == "failed" and _get(row, "attempt_fingerprint") == fp and not replay:
-            item.action = "failed"
-            item.reason = f"SAP B1 refused this payload: {_get(row, 'last_error') or 'see the audit'} (use `replay` once fixed)"
-        elif row is None or not item.target_key:
-            item.action = "create"
-        elif _get(row, "fingerprint") == fp and status != "in_flight":
-            item.action = "skip"
+        compare(item, result.payload or {}, row, replay=replay)
+
+
+def compare(item: PlanItem, payload: dict[str, Any], row: Any, *, replay: bool = False) -> PlanItem:
+    """Set `item`'s action for a rendered `payload` against its ledger row (None: never synced):
+    create, update (with the patch and field changes), skip, or failed (refused before; `replay` re-sends)."""
+    item.target_key = _get(row, "target_key") if row is not None else None
+    item.payload = payload
+    item.fingerprint = fp = fingerprint(payload)
+    status = _get(row, "status") if row is not None else None
+    item.resume = status == "in_flight"
+    if status == "failed" and _get(row, "attempt_fingerprint") == fp and not replay:
+        item.action = "failed"
+        item.reason = f"SAP B1 refused this payload: {_get(row, 'last_error') or 'see the audit'} (use `replay` once fixed)"
+    elif row is None or not item.target_key:
+        item.action = "create"
+    elif _get(row, "fingerprint") == fp and status != "in_flight":
+        item.action = "skip"
+    else:
+        item.line_map = _get(row, "line_map") or {}
+        patch, changes = diff(_get(row, "payload") or {}, payload, line_map=item.line_map)
+        item.changes = changes
+        if patch:
+            item.action, item.patch = "update", patch
         else:
-            item.line_map = _get(row, "line_map") or {}
-            patch, changes = diff(_get(row, "payload") or {}, payload, line_map=item.line_map)
-            item.changes = changes
-            if patch:
-                item.action, item.patch = "update", patch
-            else:
-                item.action = "skip"
-                item.reason = "only removals at the source, which are not applied" if changes else None
-    return plan
+            item.action = "skip"
+            item.reason = "only removals at the source, which are not applied" if changes else None
+    return item
 
 
 def plan_pipeline(
@@ -265,17 +297,60 @@ def plan_pipeline(
     keys: Iterable[str] | None = None,
     lookups: Lookups | None = None,
     replay: bool = False,
+    changed_only: bool = False,
 ) -> Plan:
-    """Plan one pipeline from its staging table and the ledger. Reads only; writes nothing anywhere."""
-    from engine import ledger
+    """Plan one pipeline from its staging table and the ledger. Reads only; writes nothing anywhere.
+
+    `conn` is a connection, or the state file's path: then the file is opened per batch of reads and
+    never held while records render. With `changed_only`, only the records a run must look at are
+    planned (`changed_keys`); every other record is known to be synced as it is staged.
+    """
+    from engine import db, ledger
     from engine.staging import iter_staged, table_exists
 
-    if not table_exists(conn, pipeline):
-        return Plan(mapping_versions={pipeline: mapping.version})
-    if lookups is None:
-        lookups = Lookups(crosswalk=ledger.load_crosswalk(conn))
-    rows = ledger.ledger_rows(conn, pipeline)
-    return plan_records(pipeline, mapping, iter_staged(conn, pipeline, keys=keys), rows, lookups=lookups, replay=replay)
+    def reading():
+        return contextlib.nullcontext(conn) if not isinstance(conn, str | Path) else db.connect(conn)
+
+    with reading() as c:
+        if not table_exists(c, pipeline):
+            return Plan(mapping_versions={pipeline: mapping.version})
+        if lookups is None:
+            lookups = Lookups(crosswalk=ledger.load_crosswalk(c))
+        hashes = plan_hashes(c, pipeline, mapping.version, keys=keys, changed_only=changed_only)
+    records: Iterable[tuple[str, Any]]
+    if changed_only and len(hashes) > BATCH and keys is None:
+        # many records to plan (a first run, a mapping change): read them all in key order and pass over the others
+        records = ((k, r) for k, r in iter_staged(conn, pipeline) if k in hashes)
+    else:
+        records = iter_staged(conn, pipeline, keys=list(hashes) if changed_only else keys)
+
+    def rows(refs: list[str]) -> Mapping[str, Any]:
+        with reading() as c:
+            return ledger.ledger_rows(c, pipeline, refs)
+
+    return plan_records(pipeline, mapping, records, rows, lookups=lookups, replay=replay, hashes=hashes)
+
+
+def plan_hashes(conn: Any, pipeline: str, mapping_version: str, *, keys: Iterable[str] | None = None,
+                changed_only: bool = False) -> dict[str, str]:
+    """Staged key -> hash of (staged record, mapping version): what a record was planned from.
+
+    With `changed_only`: only the records a run must plan — those whose ledger row is not `synced` from
+    exactly this hash (new, changed at the source, planned with another mapping version, waiting,
+    failed, quarantined, in flight, or left out by the mapping's `skip_unless`)."""
+    from engine import ledger
+    from engine.staging import table
+
+    sql = f"SELECT id, md5(CAST(record AS VARCHAR) || ?) AS h FROM {table(pipeline)}"
+    params: list[Any] = [mapping_version]
+    if keys is not None:
+        sql += " WHERE id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(sorted({str(k) for k in keys}))
+    if changed_only and ledger.has_table(conn, "ledger"):
+        sql = (f"SELECT s.id, s.h FROM ({sql}) s WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE l.pipeline = ? "
+               "AND l.record_key = s.id AND l.status = 'synced' AND l.plan_hash = s.h)")
+        params.append(pipeline)
+    return dict(conn.execute(sql, params).fetchall())
 
 
 def assume_created(plan: Plan, mapping: MappingFile, lookups: Lookups) -> None:

@@ -14,17 +14,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from engine import db, ledger, quarantine
 from engine.errors import ConfigError, ConnectorError
 from engine.load import Loader, LoadStats, Outcome, RunAborted, Status
-from engine.load.bridge import PipelineBridge, RunLedger, open_state
+from engine.load.bridge import LedgerJournal, operations, po_keys, target_of
 from engine.load.links import BaseLinker
 from engine.load.slport import SlPort
+from engine.plan import Plan, plan_pipeline
 from engine.sapb1 import SapB1Client, ensure_user_field, fetch_reference_codes
 
 # B1 tables that hold the external-reference user field, per target entity set (contract §5.11).
@@ -34,7 +37,7 @@ USER_FIELD_TABLES = {
     "PurchaseInvoices": "OPCH",
     "PurchaseDeliveryNotes": "OPDN",
 }
-KEY_FIELDS = {"BusinessPartners": "CardCode"}
+LOAD_CHUNK = 100  # operations looked up (batched $filter) and journalled as intents together
 
 
 @dataclass
@@ -64,6 +67,7 @@ class PipelineReport:
     planned: dict[str, int] = field(default_factory=dict)  # create/update/skip/wait/quarantine
     stats: LoadStats = field(default_factory=LoadStats)
     problems: list[Failure] = field(default_factory=list)
+    rule_problems: list[str] = field(default_factory=list)  # rule-table rows giving codes B1 lacks
     seconds: float = 0.0
 
     @property
@@ -87,6 +91,10 @@ class RunReport:
     @property
     def problems(self) -> list[Failure]:
         return [f for p in self.pipelines for f in p.problems]
+
+    @property
+    def rule_problems(self) -> list[str]:
+        return list(dict.fromkeys(p for pipeline in self.pipelines for p in pipeline.rule_problems))
 
     @property
     def ok(self) -> bool:
@@ -133,10 +141,7 @@ def run_pipelines(
     notify = progress or (lambda _p: None)
     if extract and specs:
         report.extracted = _extract(project, [s.name for s in specs], notify)
-    try:
-        asyncio.run(_load_all(project, specs, report, refs, notify, concurrency, kind))
-    except RunAborted as exc:
-        report.aborted = str(exc)
+    asyncio.run(_load_all(project, specs, report, refs, notify, concurrency, kind))
     report.seconds = time.monotonic() - started
     return report
 
@@ -203,65 +208,158 @@ async def _load_all(
         profile["service_root"], profile["company_db"], profile["username"], profile["password"],
         verify_tls=profile.get("verify_tls", True), max_concurrency=limit,
     )
-    with open_state(project.state_path) as state:
-        ledger = RunLedger(state, report.run_id, kind=kind)
-        ledger.start([s.name for s in specs])
-        try:
-            async with client:
-                notify(Progress("*", "setup", message="SAP B1 login, user fields, reference codes"))
-                await client.login()
-                for table, ref_field in sorted({(USER_FIELD_TABLES.get(s.target["entity"]), s.target["external_ref"])
-                                                 for s in specs if s.target.get("external_ref", "").startswith("U_")
-                                                 and s.target["entity"] in USER_FIELD_TABLES}):
-                    await _retry_setup(lambda t=table, f=ref_field: ensure_user_field(client, t, f, "JAGGAER reference"))
-                codes = await fetch_reference_codes(client)
-                port = SlPort(client)
-                for spec in specs:
-                    bridge = PipelineBridge(state, project, spec, report.run_id, codes)
-                    report.pipelines.append(
-                        await _load_pipeline(bridge, port, spec, refs, notify, limit)
-                    )
-        finally:
-            ledger.finish(report)
-
-
-async def _load_pipeline(
-    bridge: PipelineBridge, port: SlPort, spec: Any, refs: Mapping[str, set[str]] | None,
-    notify: ProgressFn, concurrency: int,
-) -> PipelineReport:
-    started = time.monotonic()
-    entity = spec.target["entity"]
-    result = PipelineReport(spec.name, entity)
-    notify(Progress(spec.name, "plan", message="rendering mappings and diffing with the ledger"))
-    planned = bridge.plan(refs.get(spec.name) if refs is not None else None)
-    result.planned = planned.counts
-    result.problems.extend(Failure(spec.name, p.ref, p.status, p.code, p.message) for p in planned.problems)
-    ops = planned.operations
-    total = len(ops)
-    notify(Progress(spec.name, "load", 0, total, f"{total} to write"))
-    journal = bridge.journal()
-    linker = BaseLinker(port, bridge.po_keys) if entity == "PurchaseInvoices" else None
-    done = 0
-
-    def on_outcome(outcome: Outcome) -> None:
-        nonlocal done
-        done += 1
-        if linker is not None:
-            linker.release(outcome)
-        if outcome.status is not Status.SYNCED:
-            result.problems.append(Failure(spec.name, outcome.op.ref, outcome.status.value,
-                                           outcome.error_code, outcome.error_message or ""))
-        notify(Progress(spec.name, "load", done, total))
-
-    loader = Loader(port, journal, concurrency=concurrency, on_outcome=on_outcome)
+    state = Path(project.state_path)
+    with db.connect(state) as conn:  # the state file is opened per step, never held for the run
+        ledger.upgrade_tables(conn)
+        quarantine.ensure_table(conn)
+        ledger.start_run(conn, report.run_id, [s.name for s in specs], kind=kind)
+        crosswalk = ledger.load_crosswalk(conn)
+    versions: dict[str, str] = {}
     try:
-        await loader.load(bridge.target, ops, linker.prepare if linker else None)
+        async with client:
+            notify(Progress("*", "setup", message="SAP B1 login, user fields, reference codes"))
+            await client.login()
+            for table, ref_field in sorted({(USER_FIELD_TABLES.get(s.target["entity"]), s.target["external_ref"])
+                                             for s in specs if s.target.get("external_ref", "").startswith("U_")
+                                             and s.target["entity"] in USER_FIELD_TABLES}):
+                await _retry_setup(lambda t=table, f=ref_field: ensure_user_field(client, t, f, "JAGGAER reference"))
+            codes = reference_code_sets(await _retry_setup(lambda: fetch_reference_codes(client)))
+            port = SlPort(client)
+            for spec in specs:
+                run = PipelineRun(project, spec, state, report.run_id, crosswalk, codes)
+                versions[spec.name] = run.mapping.version
+                report.pipelines.append(await run.load(port, refs, notify, limit))
+    except RunAborted as exc:
+        report.aborted = str(exc)
+    except BaseException as exc:
+        report.aborted = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
-        result.stats = loader.stats
-        result.seconds = time.monotonic() - started
-        bridge.finish(result)
-    notify(Progress(spec.name, "done", done, total))
-    return result
+        with db.connect(state) as conn:
+            ledger.finish_run(conn, report.run_id, _run_counts(report), aborted=report.aborted,
+                              mapping_versions=versions)
+
+
+def reference_code_sets(codes: Any) -> dict[str, set[str]]:
+    """`engine.sapb1.ReferenceCodes` as the plain structure rule tables are checked against."""
+    out: dict[str, set[str]] = {"accounts": set(codes.accounts), "projects": set(codes.projects)}
+    for dim in range(1, 6):
+        out[f"costing{dim}"] = set(codes.distribution_rules.get(dim, ())) | set(codes.profit_centers.get(dim, ()))
+    out["payment_terms"] = {str(x) for x in codes.payment_terms}
+    return out
+
+
+def _run_counts(report: RunReport) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for p in report.pipelines:
+        s = p.stats
+        counts.update(created=s.created, updated=s.updated, adopted=s.adopted, failed=s.failed,
+                      waiting=s.waiting, writes=s.writes, lookups=s.lookups, rule_problems=len(p.rule_problems))
+        counts.update({f"planned_{k}": v for k, v in p.planned.items()})
+    return dict(counts)
+
+
+class PipelineRun:
+    """One pipeline in one run: check the rule tables, plan, note what needs no write, load."""
+
+    def __init__(self, project: Any, spec: Any, state: Path, run_id: str,
+                 crosswalk: dict[str, dict[str, Any]], codes: Mapping[str, set[str]] | None) -> None:
+        from engine.mapping import load_mapping
+
+        root = Path(project.root)
+        self.spec, self.state, self.run_id, self.crosswalk = spec, state, run_id, crosswalk
+        self.mapping = load_mapping(root / spec.mapping, project_root=root)
+        self.mapping.lookups.crosswalk = crosswalk
+        self.mapping.lookups.reference_codes = codes
+        self.codes = codes
+        self.target = target_of(spec, self.mapping)
+
+    async def load(self, port: SlPort, refs: Mapping[str, set[str]] | None, notify: ProgressFn,
+                   concurrency: int) -> PipelineReport:
+        spec = self.spec
+        started = time.monotonic()
+        result = PipelineReport(spec.name, self.target.entity_set)
+        # Table-level: codes a rule table can produce that B1 lacks. Reported, not fatal: a record that
+        # meets such a row is quarantined with the rule table, the value and the record named.
+        result.rule_problems = [str(p) for p in self.mapping.check_codes(self.codes)] if self.codes else []
+        notify(Progress(spec.name, "plan", message="rendering mappings and diffing with the ledger"))
+        wanted = refs.get(spec.name) if refs is not None else None
+        plan = self.plan(wanted)
+        result.planned = {k: n for k, n in plan.counts().items() if n}
+        result.problems.extend(Failure(spec.name, i.external_ref, "waiting", "waiting", i.reason or "waiting")
+                               for i in plan.of("wait"))
+        result.problems.extend(Failure(spec.name, i.external_ref, "quarantined", "mapping", i.reason or "quarantined")
+                               for i in plan.of("quarantine"))
+        self.note(plan)
+        ops = operations(plan.items, self.target)
+        total = len(ops)
+        notify(Progress(spec.name, "load", 0, total, f"{total} to write"))
+        journal = LedgerJournal(self.state, self.run_id, self.target, self.mapping.crosswalk_type or spec.name,
+                                self.crosswalk)
+        linker = BaseLinker(port, po_keys(self.crosswalk)) if self.target.entity_set == "PurchaseInvoices" else None
+        done = 0
+
+        def on_outcome(outcome: Outcome) -> None:
+            nonlocal done
+            done += 1
+            if linker is not None:
+                linker.release(outcome)
+            if outcome.status is not Status.SYNCED:
+                result.problems.append(Failure(spec.name, outcome.op.ref, outcome.status.value,
+                                               outcome.error_code, outcome.error_message or ""))
+            notify(Progress(spec.name, "load", done, total))
+
+        loader = Loader(port, journal, concurrency=concurrency, chunk=LOAD_CHUNK, on_outcome=on_outcome)
+        try:
+            if ops:
+                await loader.load(self.target, ops, linker.prepare if linker else None)
+        finally:
+            journal.close()
+            result.stats = loader.stats
+            result.seconds = time.monotonic() - started
+        notify(Progress(spec.name, "done", done, total))
+        return result
+
+    def plan(self, wanted: set[str] | None) -> Plan:
+        """Only what changed since it was last planned; for a replay, the records named."""
+        name = self.spec.name
+        if wanted is None:
+            return plan_pipeline(self.state, name, self.mapping, lookups=self.mapping.lookups, changed_only=True)
+        with db.connect(self.state) as conn:  # replay names references or staged keys: find the keys
+            keys = set(wanted) | {r.record_key for r in ledger.ledger_rows(conn, name, wanted).values() if r.record_key}
+        plan = plan_pipeline(self.state, name, self.mapping, keys=keys, lookups=self.mapping.lookups, replay=True)
+        plan.items = [i for i in plan.items if i.external_ref in wanted or i.record_key in wanted]
+        return plan
+
+    def note(self, plan: Plan) -> None:
+        """Write what planning decided without a write to B1, in one batch: waits, quarantines, and the
+        staged content synced records were planned from (so the next run passes over them)."""
+        name, run_id = self.spec.name, self.run_id
+        waits = [ledger.Mark(name, i.external_ref, i.reason or "waiting", "waiting", i.record_key, i.mapping_version)
+                 for i in plan.of("wait")]
+        held = plan.of("quarantine")
+        marks = [ledger.Mark(name, i.external_ref, i.reason or "quarantined", "mapping", i.record_key,
+                             i.mapping_version) for i in held]
+        unchanged = [ledger.Unchanged(name, i.external_ref, i.plan_hash, i.mapping_version,
+                                      *((i.fingerprint, i.payload) if i.changes else ()))
+                     for i in plan.items if i.action in ("skip", "ignore") and i.target_key and i.plan_hash]
+        if not (waits or marks or unchanged):
+            return
+        with db.connect(self.state) as conn:
+            ledger.mark_waiting(conn, run_id, waits)
+            ledger.mark_quarantined(conn, run_id, marks)
+            ledger.refresh_synced(conn, unchanged)
+            if held:
+                records = _staged_records(conn, name, [i.record_key for i in held if i.record_key])
+                quarantine.add(conn, [quarantine.QuarantinedRecord(name, i.record_key or i.external_ref, "map",
+                                                                   i.reason or "", records.get(i.record_key), run_id)
+                                      for i in held])
+
+
+def _staged_records(conn: Any, pipeline: str, keys: list[str]) -> dict[str, Any]:
+    from engine.staging import iter_staged
+
+    return dict(iter_staged(conn, pipeline, keys=keys))
 
 
 def replay_failed(
@@ -275,15 +373,18 @@ def replay_failed(
 ) -> RunReport | None:
     """Re-send failed records (all, those of one run, or those named), re-rendered with the current
     mapping, from what is staged. None when nothing matches."""
-    from engine import db
-    from engine.load import store
     from engine.project import load_project
 
     project = load_project(Path(root))
-    with db.connect(project.state_path) as conn:
-        store.ensure_tables(conn)
-        wanted = store.failed_refs(conn, run_id=run_id, refs=list(refs) if refs else None,
-                                   pipelines=list(pipelines) if pipelines else None)
+    if not Path(project.state_path).exists():
+        return None
+    with db.connect(project.state_path, read_only=True) as conn:
+        rows = ledger.failed_records(conn, run_id=run_id, ref=list(refs) if refs else None)
+    only = set(pipelines) if pipelines else None
+    wanted: dict[str, set[str]] = {}
+    for row in rows:
+        if only is None or row.pipeline in only:
+            wanted.setdefault(row.pipeline, set()).add(row.external_ref)
     if not wanted:
         return None
     return run_pipelines(root, sorted(wanted), extract=False, refs=wanted, progress=progress, environ=environ,

@@ -63,6 +63,8 @@ def summary_table(report: RunReport) -> Table:
 
 def print_report(report: RunReport, console: Console) -> None:
     console.print(summary_table(report))
+    for problem in report.rule_problems:  # rule-table rows whose code B1 lacks: their records are quarantined
+        console.print(f"  rule table  {problem}", markup=False, highlight=False)
     for problem in report.problems[:50]:
         code = f" [{problem.code}]" if problem.code else ""
         console.print(f"  {problem.status:<11} {problem.pipeline} {problem.ref}{code}: {problem.message}",

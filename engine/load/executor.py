@@ -28,8 +28,9 @@ from typing import Any
 
 from engine.errors import ConnectorError
 from engine.load.classify import ErrorClass, classify, error_fields
-from engine.load.model import Action, LoadStats, Operation, Outcome, Status, Target
+from engine.load.model import Action, Attempt, LoadStats, Operation, Outcome, Status, Target
 from engine.load.port import B1Port
+from engine.mapping.core import strip_reserved
 
 
 class RunAborted(ConnectorError):
@@ -53,15 +54,19 @@ class RetryPolicy:
 
 
 class Journal:
-    """Where the loader writes intents (durably, before the writes) and outcomes (may be buffered)."""
+    """Where the loader writes intents (durably, before the writes) and outcomes (may be buffered).
 
-    def intents(self, ops: Sequence[Operation]) -> None:  # pragma: no cover - interface
+    `intents` returns once the intents are durable; `results` must not block the event loop (buffer);
+    `flush` returns once every outcome handed over is durable.
+    """
+
+    async def intents(self, ops: Sequence[Operation]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
     def results(self, outcomes: Sequence[Outcome]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def flush(self) -> None:
+    async def flush(self) -> None:
         return None
 
 
@@ -72,7 +77,7 @@ class MemoryJournal(Journal):
         self.intent_log: list[Operation] = []
         self.outcomes: list[Outcome] = []
 
-    def intents(self, ops: Sequence[Operation]) -> None:
+    async def intents(self, ops: Sequence[Operation]) -> None:
         self.intent_log.extend(ops)
 
     def results(self, outcomes: Sequence[Outcome]) -> None:
@@ -113,7 +118,8 @@ class Loader:
         `prepare` runs just before an operation is sent (after its lookup): it may complete the
         payload (e.g. invoice base-document links) or answer an outcome instead (e.g. waiting).
         """
-        queue: asyncio.Queue[Operation | None] = asyncio.Queue(maxsize=self.chunk * 2)
+        # Up to three chunks staged ahead: the next chunk's lookup and intents overlap the sends.
+        queue: asyncio.Queue[Operation | None] = asyncio.Queue(maxsize=self.chunk * 3)
         outcomes: list[Outcome] = []
         self._target = target
 
@@ -158,7 +164,7 @@ class Loader:
                 await asyncio.gather(*tasks, return_exceptions=True)
             raise
         finally:
-            self.journal.flush()
+            await self.journal.flush()
         return outcomes
 
     # -- staging a chunk: lookups of unknown references, then intents --------------------------
@@ -180,7 +186,7 @@ class Loader:
             else:
                 to_send.append(op)
         if to_send:
-            self.journal.intents(to_send)  # durable before any of them is sent
+            await self.journal.intents(to_send)  # durable before any of them is sent
         for op in to_send:
             await queue.put(op)
 
@@ -208,68 +214,86 @@ class Loader:
             existing = (await self._lookup([op.ref])).get(op.ref)
             if existing:
                 return await self._adopt(op, existing, writes=0, attempts=0)
+        tries: list[Attempt] = []
+        body = strip_reserved(op.payload)
         for attempt in range(1, self.retry.attempts + 1):
+            started = time.monotonic()
             try:
                 writes += 1
-                entity = await self.port.create(target.entity_set, _clean(op.payload))
+                entity = await self.port.create(target.entity_set, body)
             except Exception as exc:  # noqa: BLE001 - classified below
+                answer = _answer(exc, started)
                 kind = self._kind(exc, creating=True)
                 if kind is ErrorClass.DUPLICATE:
                     existing = (await self._lookup([op.ref])).get(op.ref)
                     if existing:
-                        return await self._adopt(op, existing, writes=writes, attempts=attempt)
+                        return _settled(await self._adopt(op, existing, writes=writes, attempts=attempt), answer, tries)
                     if not target.key_is_ref and op.payload.get(target.key_field) is not None:
-                        return await self._link_by_key(op, writes, attempt)
-                    return self._failed(op, exc, writes, attempt, note=" (B1 says it exists, but no record carries the reference)")
+                        return _settled(await self._link_by_key(op, writes, attempt), answer, tries)
+                    return self._failed(op, exc, writes, attempt, answer, tries,
+                                        note=" (B1 says it exists, but no record carries the reference)")
                 if kind is not ErrorClass.TRANSIENT:
-                    return self._failed(op, exc, writes, attempt)
+                    return self._failed(op, exc, writes, attempt, answer, tries)
                 await asyncio.sleep(self.retry.delay(attempt))
                 existing = (await self._lookup([op.ref])).get(op.ref)
-                if existing:
-                    return await self._adopt(op, existing, writes=writes, attempts=attempt)
+                if existing:  # the write landed, its answer was lost
+                    return _settled(await self._adopt(op, existing, writes=writes, attempts=attempt), answer, tries)
+                tries.append(answer)
                 last = exc
                 continue
             key = entity.get(target.key_field)
-            return Outcome(op, Status.SYNCED, key=key, lines=self._line_map(op, entity), writes=writes, attempts=attempt)
-        return self._failed(op, last, writes, self.retry.attempts, note=" (gave up after retries; not in B1)")
+            return Outcome(op, Status.SYNCED, key=key, lines=self._line_map(op, entity), writes=writes, attempts=attempt,
+                           last=Attempt(201, duration_ms=_ms(started)), tries=tries)
+        final = tries.pop()
+        return self._failed(op, last, writes, self.retry.attempts, final, tries, note=" (gave up after retries; not in B1)")
 
     async def _link_by_key(self, op: Operation, writes: int, attempts: int) -> Outcome:
         """The key we send (e.g. a CardCode) is already taken in B1 by a record without our reference:
         link that record by PATCHing the payload (reference included) onto it — never a second create."""
         target = self._target
         key = op.payload[target.key_field]
-        fields = {k: v for k, v in _clean(op.payload).items() if k != target.key_field}
+        fields = {k: v for k, v in strip_reserved(op.payload).items() if k != target.key_field}
+        started = time.monotonic()
         try:
             await self.port.patch(target.entity_set, key, fields)
         except Exception as exc:  # noqa: BLE001
             self._kind(exc)
-            return self._failed(op, exc, writes + 1, attempts, note=f" (linking the existing {target.key_field} {key!r})")
-        return Outcome(op, Status.SYNCED, key=key, adopted=True, writes=writes + 1, attempts=attempts)
+            return self._failed(op, exc, writes + 1, attempts, _answer(exc, started),
+                                note=f" (linking the existing {target.key_field} {key!r})")
+        return Outcome(op, Status.SYNCED, key=key, adopted=True, writes=writes + 1, attempts=attempts,
+                       last=Attempt(204, duration_ms=_ms(started)))
 
     async def _update(self, op: Operation) -> Outcome:
         target = self._target
         writes = 0
         if op.resume and await self._applied(op):
             return Outcome(op, Status.SYNCED, key=op.key, lines=await self._lines_after_patch(op), adopted=True)
+        tries: list[Attempt] = []
+        body = strip_reserved(op.payload)
         for attempt in range(1, self.retry.attempts + 1):
+            started = time.monotonic()
             try:
                 writes += 1
-                await self.port.patch(target.entity_set, op.key, _clean(op.payload))
+                await self.port.patch(target.entity_set, op.key, body)
             except Exception as exc:  # noqa: BLE001 - classified below
+                answer = _answer(exc, started)
                 kind = self._kind(exc)
                 if kind is ErrorClass.CONFLICT and attempt == 1:
+                    tries.append(answer)
                     continue  # re-apply the change once (we send no If-Match, so this is rare)
                 if kind is not ErrorClass.TRANSIENT:
-                    return self._failed(op, exc, writes, attempt)
+                    return self._failed(op, exc, writes, attempt, answer, tries)
                 await asyncio.sleep(self.retry.delay(attempt))
-                if await self._applied(op):
+                if await self._applied(op):  # the PATCH landed, its answer was lost
                     return Outcome(op, Status.SYNCED, key=op.key, lines=await self._lines_after_patch(op),
-                                   writes=writes, attempts=attempt, adopted=False)
+                                   writes=writes, attempts=attempt, last=answer, tries=tries)
+                tries.append(answer)
                 last = exc
                 continue
             return Outcome(op, Status.SYNCED, key=op.key, lines=await self._lines_after_patch(op),
-                           writes=writes, attempts=attempt)
-        return self._failed(op, last, writes, self.retry.attempts, note=" (gave up after retries)")
+                           writes=writes, attempts=attempt, last=Attempt(204, duration_ms=_ms(started)), tries=tries)
+        final = tries.pop()
+        return self._failed(op, last, writes, self.retry.attempts, final, tries, note=" (gave up after retries)")
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -280,11 +304,13 @@ class Loader:
             raise RunAborted(f"SAP B1 session could not be restored: {code} {message}") from None
         return kind
 
-    def _failed(self, op: Operation, exc: BaseException, writes: int, attempts: int, note: str = "") -> Outcome:
+    def _failed(self, op: Operation, exc: BaseException, writes: int, attempts: int, answer: Attempt | None = None,
+                tries: list[Attempt] | None = None, note: str = "") -> Outcome:
         status, code, message = error_fields(exc)
         if code is None:
             code = str(status) if status is not None else type(exc).__name__
-        return Outcome(op, Status.FAILED, error_code=code, error_message=f"{message}{note}", writes=writes, attempts=attempts)
+        return Outcome(op, Status.FAILED, error_code=code, error_message=f"{message}{note}", writes=writes,
+                       attempts=attempts, last=answer, tries=tries or [])
 
     async def _lookup(self, refs: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Look references up in B1 (reads: retried with back-off)."""
@@ -339,16 +365,17 @@ class Loader:
     async def _applied(self, op: Operation) -> bool:
         """Re-read the entity and tell whether every field of the PATCH is already there."""
         target = self._target
-        fields = [f for f in op.payload if f != target.lines_field]
-        select = [target.key_field, *fields] + ([target.lines_field] if target.lines_field in op.payload else [])
+        payload = strip_reserved(op.payload)
+        fields = [f for f in payload if f != target.lines_field]
+        select = [target.key_field, *fields] + ([target.lines_field] if target.lines_field in payload else [])
         entity = await self._get(op.key, select)
-        if any(not _same(entity.get(f), op.payload[f]) for f in fields):
+        if any(not _same(entity.get(f), payload[f]) for f in fields):
             return False
-        if target.lines_field and target.lines_field in op.payload:
+        if target.lines_field and target.lines_field in payload:
             current = {line.get("LineNum"): line for line in entity.get(target.lines_field) or []}
             known = set(op.context.get("known_line_nums", []))
             appended = [line for num, line in current.items() if num not in known]
-            for sent in op.payload[target.lines_field]:
+            for sent in payload[target.lines_field]:
                 if "LineNum" in sent:
                     have = current.get(sent["LineNum"], {})
                     if any(not _same(have.get(k), v) for k, v in sent.items()):
@@ -368,16 +395,28 @@ class Loader:
         return self._line_map(op, entity)
 
 
-def _clean(payload: Any) -> Any:
-    """What B1 receives: never one of the engine's reserved `_` keys."""
-    if isinstance(payload, dict):
-        return {k: _clean(v) for k, v in payload.items() if not str(k).startswith("_")}
-    if isinstance(payload, list):
-        return [_clean(v) for v in payload]
-    return payload
+def _answer(exc: BaseException, started: float) -> Attempt:
+    """What B1 answered to a failed write (no status and no body when the connection dropped)."""
+    status, code, message = error_fields(exc)
+    body = getattr(exc, "body", None) or None
+    return Attempt(status, code, message, body, _ms(started))
+
+
+def _settled(outcome: Outcome, answer: Attempt, tries: list[Attempt]) -> Outcome:
+    """An outcome reached after `answer` (e.g. found by lookup after a lost answer)."""
+    outcome.last, outcome.tries = answer, tries
+    return outcome
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 2)
 
 
 def _same(have: Any, sent: Any) -> bool:
+    if isinstance(sent, list) and isinstance(have, list):  # collection members (addresses…): each sent one is there
+        return all(any(_same(h, m) for h in have) for m in sent)
+    if isinstance(sent, dict) and isinstance(have, dict):
+        return all(_same(have.get(k), v) for k, v in sent.items())
     if isinstance(sent, int | float) and not isinstance(sent, bool):
         try:
             return abs(float(have) - float(sent)) < 1e-6
@@ -387,6 +426,3 @@ def _same(have: Any, sent: Any) -> bool:
         return True  # dates: "2024-05-02" sent, "2024-05-02T00:00:00Z" read back
     return have == sent
 
-
-def monotonic_ms(start: float) -> int:
-    return int((time.monotonic() - start) * 1000)

@@ -56,6 +56,17 @@ class Operation:
     context: dict[str, Any] = field(default_factory=dict)  # pipeline-specific data (e.g. invoice PO links)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One answer to a write (or its absence: a dropped connection), for the audit."""
+
+    http_status: int | None = None
+    b1_code: str | None = None
+    b1_message: str | None = None
+    b1_body: Any = None  # B1's error body (redacted when stored); None for a success
+    duration_ms: float | None = None
+
+
 @dataclass
 class Outcome:
     """The result of one operation."""
@@ -69,6 +80,8 @@ class Outcome:
     adopted: bool = False  # found already in B1 (lost answer, crash, duplicate) instead of written now
     writes: int = 0  # POST/PATCH requests sent for this operation
     attempts: int = 0
+    last: Attempt | None = None  # the answer that settled it (status, B1's body on an error, duration)
+    tries: list[Attempt] = field(default_factory=list)  # earlier answers that did not (transient faults)
 
     @property
     def ok(self) -> bool:

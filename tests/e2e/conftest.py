@@ -6,8 +6,7 @@ from collections import Counter
 
 import pytest
 
-from engine import db
-from engine.load import store
+from engine import db, ledger
 from simulators.sapb1 import start_simulator
 
 
@@ -28,7 +27,7 @@ def assert_exactly_once(sim, state, refs) -> None:
     assert sorted(counts) == sorted(refs), "every source record in B1"
     assert [r for r, c in counts.items() if c > 1] == [], "no record twice"
     with db.connect(state) as conn:
-        rows = store.ledger_rows(conn, "purchase_orders")
-    assert {r: (row["status"], row["target_key"]) for r, row in rows.items()} == {
+        rows = ledger.ledger_rows(conn, "purchase_orders")
+    assert {r: (row.status, row.target_key) for r, row in rows.items()} == {
         r: ("synced", str(docs[r]["DocEntry"])) for r in refs
     }

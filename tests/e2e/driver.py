@@ -1,6 +1,6 @@
 """A loader-level sync for end-to-end and crash tests: purchase orders for the simulator's demo
-suppliers, planned from the DuckDB ledger (create / update of changed fields / skip), loaded with
-the real `Loader`, `SlPort` and `LedgerJournal` over real sockets.
+suppliers, planned against the DuckDB ledger by `engine.plan.compare` (create / update of changed
+fields / skip), loaded with the real `Loader`, `SlPort` and `LedgerJournal` over real sockets.
 
     python -m tests.e2e.driver SERVICE_ROOT STATE_FILE N [--seed S]   # used by the kill trials
 """
@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine import db
-from engine.load import Action, Loader, LoadStats, Operation, RetryPolicy, Target, store
-from engine.load.bridge import LedgerJournal, diff_payload, fingerprint, strip
+from engine import db, ledger
+from engine.load import Loader, LoadStats, Operation, RetryPolicy, Target
+from engine.load.bridge import LedgerJournal, operations
 from engine.load.slport import SlPort
+from engine.plan import PlanItem, compare
 from engine.runner import _retry_setup
 from engine.sapb1 import SapB1Client, ensure_user_field
 
@@ -42,45 +43,30 @@ def purchase_order(i: int, *, quantity: float = 10, comment: str = "") -> dict[s
     return payload
 
 
-def plan(conn: Any, payloads: dict[str, dict[str, Any]], refs: set[str] | None = None) -> list[Operation]:
-    """What `PipelineBridge.plan` does after rendering: diff with the ledger's fingerprints."""
-    rows = store.ledger_rows(conn, PIPELINE)
-    ops: list[Operation] = []
-    for ref, payload in payloads.items():
-        if refs is not None and ref not in refs:
-            continue
-        fp = fingerprint(payload)
-        row = rows.get(ref)
-        line_refs = [line["_key"] for line in payload["DocumentLines"]]
-        context = {"record_key": ref, "crosswalk_key": ref}
-        resume = row is not None and row["status"] == "in_flight"
-        if row is None or row["target_key"] is None:
-            if refs is None and row is not None and row["status"] == "failed" and row["attempt_fingerprint"] == fp:
-                continue
-            ops.append(Operation(PIPELINE, ref, Action.CREATE, strip(payload), fp, "v1", full_payload=payload,
-                                 line_refs=line_refs, resume=resume, context=context))
-        elif row["fingerprint"] != fp or row["status"] != "synced":
-            line_map = row["line_map"] or {}
-            changes = diff_payload(row["payload"] or {}, payload, line_map)
-            if changes:
-                context.update(line_map=line_map, known_line_nums=sorted(line_map.values()))
-                ops.append(Operation(PIPELINE, ref, Action.UPDATE, changes, fp, "v1", key=int(row["target_key"]),
-                                     full_payload=payload, line_refs=line_refs, resume=resume, context=context))
-    return ops
+def plan(rows: dict[str, Any], payloads: dict[str, dict[str, Any]], refs: set[str] | None = None) -> list[Operation]:
+    """What a run plans after rendering: each payload against its ledger row (`refs`: a replay of those)."""
+    items = [compare(PlanItem(PIPELINE, ref, "skip", record_key=ref, mapping_version="v1", crosswalk_key=ref),
+                     payload, rows.get(ref), replay=refs is not None)
+             for ref, payload in payloads.items() if refs is None or ref in refs]
+    return operations(items, TARGET)
 
 
 async def sync(service_root: str, state: Path, payloads: dict[str, dict[str, Any]], *, run_id: str = "run",
                refs: set[str] | None = None, retry: RetryPolicy | None = None, company: str = "SBODEMOUS",
                user: str = "manager", password: str = "manager") -> LoadStats:
     with db.connect(state) as conn:
-        store.ensure_tables(conn)
-        ops = plan(conn, payloads, refs)
-        async with SapB1Client(service_root, company, user, password, max_concurrency=8) as client:
-            await _retry_setup(lambda: ensure_user_field(client, "OPOR", "JaggaerRef", "JAGGAER reference"))
-            journal = LedgerJournal(conn, run_id, TARGET, PIPELINE, store.load_crosswalk(conn))
-            loader = Loader(SlPort(client), journal, retry=retry or RetryPolicy(base_delay=0.02, max_delay=0.2))
+        ledger.upgrade_tables(conn)
+        ops = plan(ledger.ledger_rows(conn, PIPELINE), payloads, refs)
+        crosswalk = ledger.load_crosswalk(conn)
+    async with SapB1Client(service_root, company, user, password, max_concurrency=8) as client:
+        await _retry_setup(lambda: ensure_user_field(client, "OPOR", "JaggaerRef", "JAGGAER reference"))
+        journal = LedgerJournal(state, run_id, TARGET, PIPELINE, crosswalk)
+        loader = Loader(SlPort(client), journal, retry=retry or RetryPolicy(base_delay=0.02, max_delay=0.2))
+        try:
             await loader.load(TARGET, ops)
-            return loader.stats
+        finally:
+            journal.close()
+        return loader.stats
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from engine import db
-from engine.load import store
+from engine import db, ledger
 from tests.e2e.conftest import assert_exactly_once, b1_refs
 from tests.e2e.driver import purchase_order, sync
 
@@ -73,7 +72,7 @@ def test_minus_5002_fails_records_visibly_and_replay_lands_them_once(sapb1, tmp_
     stats = asyncio.run(sync(sapb1.service_root("v2"), state, records))
     assert stats.failed > 0
     with db.connect(state) as conn:
-        failed = store.failed_refs(conn)["purchase_orders"]
+        failed = {r.external_ref for r in ledger.failed_records(conn, pipeline="purchase_orders")}
         messages = {m for (m,) in conn.execute("SELECT last_error FROM ledger WHERE status = 'failed'").fetchall()}
     assert len(failed) == stats.failed
     assert all("-5002" in m or "Internal error" in m for m in messages), messages

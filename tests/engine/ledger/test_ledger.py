@@ -125,11 +125,37 @@ def test_readers_do_not_need_the_tables(state):
         assert ledger.failed_records(conn) == [] and ledger.pending_intents(conn) == []
 
 
-def test_writers_work_on_tables_of_the_loaders_layout(state):
-    from engine.load import store
+# The tables as state files made before events carried http_status/duration_ms/b1_body and runs
+# mapping_versions/engine_version (and the ledger staged_hash).
+OLDER_LAYOUT = [
+    """CREATE TABLE ledger (
+        pipeline VARCHAR NOT NULL, external_ref VARCHAR NOT NULL, record_key VARCHAR,
+        target_entity VARCHAR, target_key VARCHAR, fingerprint VARCHAR, attempt_fingerprint VARCHAR,
+        mapping_version VARCHAR, status VARCHAR NOT NULL, attempts INTEGER DEFAULT 0,
+        last_error_code VARCHAR, last_error VARCHAR, payload JSON, line_map JSON,
+        run_id VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+        PRIMARY KEY (pipeline, external_ref))""",
+    """CREATE TABLE events (
+        run_id VARCHAR, pipeline VARCHAR, external_ref VARCHAR, action VARCHAR, outcome VARCHAR,
+        target_key VARCHAR, b1_code VARCHAR, b1_message VARCHAR, payload JSON, mapping_version VARCHAR,
+        writes INTEGER, attempts INTEGER, happened_at TIMESTAMPTZ)""",
+    """CREATE TABLE runs (
+        run_id VARCHAR PRIMARY KEY, kind VARCHAR, pipelines VARCHAR, started_at TIMESTAMPTZ,
+        finished_at TIMESTAMPTZ, counts JSON, aborted VARCHAR)""",
+    """CREATE TABLE crosswalk (
+        object_type VARCHAR NOT NULL, jaggaer_id VARCHAR NOT NULL, b1_key VARCHAR NOT NULL, line_map JSON,
+        updated_at TIMESTAMPTZ, PRIMARY KEY (object_type, jaggaer_id))""",
+]
 
+
+def older_layout(conn) -> None:
+    for ddl in OLDER_LAYOUT:
+        conn.execute(ddl)
+
+
+def test_writers_work_on_tables_of_the_loaders_layout(state):
     with db.connect(state) as conn:
-        store.ensure_tables(conn)  # the layout engine/load/store.py creates (no extra columns)
+        older_layout(conn)  # an older state file (no extra columns)
         ledger.start_run(conn, "r", ["suppliers"])
         ledger.record_intent(conn, "r", [intent("1"), intent("1")])
         ledger.record_result(conn, "r", [Result("purchase_orders", "1", "create", "synced", target_key="9",
@@ -143,10 +169,8 @@ def test_writers_work_on_tables_of_the_loaders_layout(state):
 
 
 def test_history_on_the_loaders_layout(state):
-    from engine.load import store
-
     with db.connect(state) as conn:
-        store.ensure_tables(conn)
+        older_layout(conn)
         ledger.record_result(conn, "r", [Result("invoices", "5", "create", "failed", b1_code="-10", http_status=400)])
     result = audit.audit(state, "history", ["5"])
     assert "http_status" not in result.columns and [row[result.columns.index("outcome")] for row in result.rows] == ["failed"]
