@@ -181,15 +181,19 @@ def main() -> int:
 
         # the staging write path alone: records already in memory -> validate -> Arrow -> dlt -> DuckDB
         spec = next(s for s in load_pipelines(project.root, ["purchase_orders"]) if s.name == "purchase_orders")
-        alone = load_project(work / "project")
-        object.__setattr__(alone, "state_path", work / "alone" / "state.duckdb")
-        stager = Stager(alone, spec)
         records = [orjson.loads(raw) for raw in sample]
-        rows = [(str(r["header"]["purchaseOrderId"]), r["header"]["lastUpdate"], r, raw) for r, raw in zip(records, sample, strict=True)]
-        t = time.perf_counter()
-        for i in range(0, len(rows), project.commit_every):
-            stager.stage(rows[i:i + project.commit_every])
-        write_rate = len(rows) / (time.perf_counter() - t)
+        rows = [(str(r["header"]["purchaseOrderId"]), r["header"]["lastUpdate"], r, raw)
+                for r, raw in zip(records, sample, strict=True)]
+        write_rates = []
+        for attempt in range(3):  # median of three fresh state files: the cores are shared and noisy
+            alone = load_project(work / "project")
+            object.__setattr__(alone, "state_path", work / f"alone{attempt}" / "state.duckdb")
+            stager = Stager(alone, spec)
+            t = time.perf_counter()
+            for i in range(0, len(rows), project.commit_every):
+                stager.stage(rows[i:i + project.commit_every])
+            write_rates.append(len(rows) / (time.perf_counter() - t))
+        write_rate = sorted(write_rates)[1]
     finally:
         sim.terminate()
         sim.wait(timeout=30)
@@ -204,7 +208,9 @@ def main() -> int:
     print(f"engine extract: {staged} records in {first.duration_s:.1f}s = {rate:,.0f} records/s, "
           f"{first.requests} requests, {first.pages} pages, {first.commits} commits, {first.quarantined} quarantined")
     print(f"ratio engine/baseline: {ratio:.2f} (target >= 0.70) {'OK' if ratio >= 0.70 else 'BELOW TARGET'}")
-    print(f"staging write path alone: {len(rows)} records at {write_rate:,.0f} records/s (target >= 5,000) "
+    print(f"staging write path alone (validate + Arrow + dlt merge, {project.commit_every} per commit): {len(rows)} "
+          f"records, median of 3 = {write_rate:,.0f} records/s "
+          f"({', '.join(f'{r:,.0f}' for r in write_rates)}; target >= 5,000) "
           f"{'OK' if write_rate >= 5000 else 'BELOW TARGET'}")
     print(f"no-change run: {second.duration_s:.2f}s, {second.requests} requests = {cost:.1%} of the first's time, "
           f"{req_share:.2%} of its requests (target < 5%) {'OK' if cost < 0.05 else 'BELOW TARGET'}")
