@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
 
 class FakeError(Exception):
-    def __init__(self, status: int, code: int | None, message: str) -> None:
+    def __init__(self, status: int, code: int | None, message: str, body: str = "") -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.body = status, code, message, body
 
 
 class FakeTransport(Exception):
@@ -29,6 +30,7 @@ class FakeB1:
         self.creates = self.patches = self.lookups = 0
         self.fail_reads = 0  # next N reads answer 503 (after `reads_ok` more successful reads)
         self.reads_ok = 0
+        self.latency = 0.0  # seconds per write
 
     def _faults(self) -> None:
         if self.rng.random() < self.error_rate:
@@ -45,6 +47,8 @@ class FakeB1:
 
     async def create(self, entity_set: str, payload: dict[str, Any]) -> dict[str, Any]:
         self.creates += 1
+        if self.latency:
+            await asyncio.sleep(self.latency)
         self._faults()
         ref = payload.get("U_JaggaerRef")
         if ref in self.business:
