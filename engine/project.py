@@ -106,6 +106,11 @@ def check_project_file(root: Path) -> tuple[Project | None, list[Problem]]:
             literal = value.get("default") if isinstance(value, dict) else value
             if isinstance(literal, str) and (problem := url_problem(literal)):
                 problems.append(Problem(PROJECT_FILE, located.line(("connections", conn, key)), f"connections.{conn}.{key}", problem))
+        root_value = profile.get("service_root") if profile.get("kind") == "sapb1" else None
+        literal = root_value.get("default") if isinstance(root_value, dict) else root_value
+        if isinstance(literal, str) and (problem := _service_root_problem(literal)):
+            problems.append(Problem(PROJECT_FILE, located.line(("connections", conn, "service_root")),
+                                    f"connections.{conn}.service_root", problem))
     if problems:
         return None, problems
     project = Project(
@@ -116,6 +121,19 @@ def check_project_file(root: Path) -> tuple[Project | None, list[Problem]]:
         commit_every=(data.get("extract") or {}).get("commit_every", 10000),
     )
     return project, []
+
+
+def _service_root_problem(url: str) -> str | None:
+    """SAP B1 service-root rules live with the SAP client (engine.sapb1.url); used when present."""
+    try:
+        from engine.sapb1.url import ServiceRoot
+    except ImportError:
+        return None
+    try:
+        ServiceRoot.parse(url)
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _hide_secret(problem: Problem) -> Problem:

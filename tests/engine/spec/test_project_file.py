@@ -73,3 +73,11 @@ def test_env_resolution(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_project_file(tmp_path: Path) -> None:
     _, problems = check_project_file(tmp_path)
     assert "no ml-connector.yaml" in str(problems[0])
+
+
+def test_sapb1_service_root_is_checked(project: Path) -> None:
+    f = project / "ml-connector.yaml"
+    edit(f, '"http://127.0.0.1:50000/b1s/v2"', '"http://127.0.0.1:50000/b1s/v3"')
+    _, problems = check_project_file(project)
+    assert len(problems) == 1
+    assert str(problems[0]).startswith(f"ml-connector.yaml:{line_of(f, 'service_root')}: connections.sapb1.service_root: ")
