@@ -68,7 +68,8 @@ class PipelineReport:
     stats: LoadStats = field(default_factory=LoadStats)
     problems: list[Failure] = field(default_factory=list)
     rule_problems: list[str] = field(default_factory=list)  # rule-table rows giving codes B1 lacks
-    seconds: float = 0.0
+    seconds: float = 0.0  # plan + load
+    load_seconds: float = 0.0  # of which sending to B1 (lookups, writes, journal)
 
     @property
     def failed(self) -> int:
@@ -310,6 +311,7 @@ class PipelineRun:
             notify(Progress(spec.name, "load", done, total))
 
         loader = Loader(port, journal, concurrency=concurrency, chunk=LOAD_CHUNK, on_outcome=on_outcome)
+        load_started = time.monotonic()
         try:
             if ops:
                 await loader.load(self.target, ops, linker.prepare if linker else None)
@@ -317,6 +319,7 @@ class PipelineRun:
             journal.close()
             result.stats = loader.stats
             result.seconds = time.monotonic() - started
+            result.load_seconds = time.monotonic() - load_started
         notify(Progress(spec.name, "done", done, total))
         return result
 
