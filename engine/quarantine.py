@@ -61,12 +61,22 @@ def add(conn: duckdb.DuckDBPyConnection, entries: Iterable[QuarantinedRecord]) -
     return len(rows)
 
 
-def resolve(conn: duckdb.DuckDBPyConnection, pipeline: str, record_keys: Iterable[str]) -> None:
-    """Close the open quarantine entries of records that have now been processed."""
-    keys = [(pipeline, k) for k in record_keys]
+def resolve(conn: duckdb.DuckDBPyConnection, pipeline: str, record_keys: Iterable[str], *,
+            stage: str | None = None) -> None:
+    """Close the open quarantine entries (of one stage, or all) of records that have now been processed."""
+    keys = [(pipeline, k, stage) for k in record_keys]
     if keys:
         ensure_table(conn)
         conn.executemany(
-            "UPDATE quarantine SET resolved_at = now() WHERE pipeline = ? AND record_key = ? AND resolved_at IS NULL",
-            keys,
+            "UPDATE quarantine SET resolved_at = now() WHERE pipeline = ? AND record_key = ? AND resolved_at IS NULL "
+            "AND (? IS NULL OR stage = ?)",
+            [(p, k, s, s) for p, k, s in keys],
         )
+
+
+def open_keys(conn: duckdb.DuckDBPyConnection, pipeline: str, stage: str | None = None) -> set[str]:
+    """Record keys of a pipeline with an open quarantine entry (of one stage, or any)."""
+    ensure_table(conn)
+    rows = conn.execute("SELECT DISTINCT record_key FROM quarantine WHERE pipeline = ? AND resolved_at IS NULL "
+                        "AND (? IS NULL OR stage = ?)", [pipeline, stage, stage]).fetchall()
+    return {r[0] for r in rows}

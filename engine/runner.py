@@ -226,8 +226,10 @@ async def _load_all(
                 await _retry_setup(lambda t=table, f=ref_field: ensure_user_field(client, t, f, "JAGGAER reference"))
             codes = reference_code_sets(await _retry_setup(lambda: fetch_reference_codes(client)))
             port = SlPort(client)
+            blocked: dict[str, dict[str, str]] = {}  # what a pipeline set aside: its dependants are quarantined
             for spec in specs:
                 run = PipelineRun(project, spec, state, report.run_id, crosswalk, codes)
+                run.mapping.lookups.blocked = blocked
                 versions[spec.name] = run.mapping.version
                 report.pipelines.append(await run.load(port, refs, notify, limit))
     except RunAborted as exc:
@@ -346,9 +348,12 @@ class PipelineRun:
         unchanged = [ledger.Unchanged(name, i.external_ref, i.plan_hash, i.mapping_version,
                                       *((i.fingerprint, i.payload) if i.changes else ()))
                      for i in plan.items if i.action in ("skip", "ignore") and i.target_key and i.plan_hash]
-        if not (waits or marks or unchanged):
+        rendered = {i.record_key for i in plan.items if i.action != "quarantine" and i.record_key}
+        if not (waits or marks or unchanged or rendered):
             return
         with db.connect(self.state) as conn:
+            if rendered:  # records quarantined by their mapping earlier that render now: no longer set aside
+                quarantine.resolve(conn, name, rendered & quarantine.open_keys(conn, name, "map"), stage="map")
             ledger.mark_waiting(conn, run_id, waits)
             ledger.mark_quarantined(conn, run_id, marks)
             ledger.refresh_synced(conn, unchanged)
