@@ -110,7 +110,21 @@ class Lookups:
     reference_codes: MappingABC[str, Any] | None = None
     api_version: str | None = None  # "v1" | "v2"; None: the mapping's (load_mapping(api_version=...))
     rule_tables: dict[str, RuleTable] = field(default_factory=dict)
+    # type -> JAGGAER id -> why that object's own record was skipped or quarantined (filled by `render`
+    # as records are rendered: a run renders dependencies first, so a dependant is quarantined with
+    # that reason instead of waiting for something that is not coming)
+    blocked: dict[str, dict[str, str]] = field(default_factory=dict)
     _reverse: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    def blocked_reason(self, object_type: str, jaggaer_id: Any) -> str | None:
+        return (self.blocked.get(object_type) or {}).get(str(jaggaer_id))
+
+    def note(self, object_type: str, jaggaer_id: Any, reason: str | None) -> None:
+        """Record (reason) or clear (None) that an object will not reach B1 in this run."""
+        if reason is None:
+            (self.blocked.get(object_type) or {}).pop(str(jaggaer_id), None)
+        else:
+            self.blocked.setdefault(object_type, {})[str(jaggaer_id)] = reason
 
     def crosswalk_entry(self, object_type: str, jaggaer_id: Any) -> CrosswalkEntry | None:
         found = (self.crosswalk.get(object_type) or {}).get(str(jaggaer_id))
@@ -373,22 +387,38 @@ class MappingFile:
     # -- rendering
 
     def render(self, record: Any, key: str | None = None, *, lookups: Lookups | None = None) -> RenderResult:
-        """Render one staged record. Never raises for a record-level problem: wait / quarantine instead."""
+        """Render one staged record. Never raises for a record-level problem: wait / quarantine instead.
+
+        With a crosswalk type, the lookups also learn whether this object is on its way to B1
+        (`Lookups.note`): a skipped or quarantined one blocks the records that depend on it."""
         lk = lookups or self.lookups
+        result = self._render(record, key, lk, lookups is not None)
+        if self.crosswalk_type and result.crosswalk_key is not None:
+            if result.status == "ok":
+                lk.note(self.crosswalk_type, result.crosswalk_key, None)
+            elif result.status in ("skip", "quarantine"):
+                what = "skipped" if result.status == "skip" else "quarantined"
+                lk.note(self.crosswalk_type, result.crosswalk_key, f"{what}: {result.reason}")
+        return result
+
+    def _render(self, record: Any, key: str | None, lk: Lookups, per_run: bool) -> RenderResult:
+        lookups = lk if per_run else None
         # a per-run Lookups: complete it with this mapping's rule tables
         if lookups is not None and any(name not in lookups.rule_tables for name in self.rule_names):
             lookups.rule_tables = {**lookups.rule_tables, **self.lookups.rule_tables}
         key = None if key is None else str(key)
         base = {"record": record, fn.LOOKUPS_VAR: lk, fn.API_VERSION_VAR: lk.api_version or self.api_version}
+        early_key = None  # the crosswalk key, when the top-level lets suffice: named by skip / wait / quarantine
         try:
             if self.prelude.lets:
                 base.update((k, v) for k, v in self._render_block(self.prelude, base, "")[1].items() if not k.startswith("_"))
+            early_key = self._early_crosswalk_key(base)
             for expr, reason in self.skip_unless:
                 if not self._eval_single(expr, base, "skip_unless"):
-                    return RenderResult("skip", self.version, reason=reason, key=key)
+                    return RenderResult("skip", self.version, reason=reason, key=key, crosswalk_key=early_key)
             for expr, reason in self.wait_unless:
                 if not self._eval_single(expr, base, "wait_unless"):
-                    return RenderResult("wait", self.version, reason=reason, key=key)
+                    return RenderResult("wait", self.version, reason=reason, key=key, crosswalk_key=early_key)
             payload, top_vars = self._render_block(self.root, base, "")
             ref = crosswalk_key = None
             if self.ref_expr is not None:
@@ -402,12 +432,22 @@ class MappingFile:
             self._check_lengths(payload, self.lengths, "")
             self._validate_payload(payload)
         except fn.WaitSignal as exc:
-            return RenderResult("wait", self.version, reason=f"{exc}", key=key)
+            return RenderResult("wait", self.version, reason=f"{exc}", key=key, crosswalk_key=early_key)
         except _Located as exc:
             where = f"{self.path.name}:{exc.line}" if exc.line else self.path.name
             rec = f"record {key}: " if key is not None else ""
-            return RenderResult("quarantine", self.version, reason=f"{where}: {exc.field_path}: {rec}{exc.message}", key=key)
+            return RenderResult("quarantine", self.version, reason=f"{where}: {exc.field_path}: {rec}{exc.message}", key=key,
+                                crosswalk_key=early_key)
         return RenderResult("ok", self.version, payload=payload, key=key, external_ref=ref, crosswalk_key=crosswalk_key)
+
+    def _early_crosswalk_key(self, base: dict[str, Any]) -> str | None:
+        if self.crosswalk_expr is None:
+            return None
+        try:
+            value = self.crosswalk_expr.evaluate(base)
+        except Exception:  # noqa: BLE001 - it may need field values: known only once the record renders
+            return None
+        return None if value is None or isinstance(value, Undefined) else str(value)
 
     def _eval_single(self, expr: Expr, variables: dict[str, Any], label: str) -> Any:
         try:

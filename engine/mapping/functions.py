@@ -235,10 +235,20 @@ def address_text(address: Any) -> str | None:
 def crosswalk(context: Context, object_type: str, jaggaer_id: Any) -> str:
     if not _defined(jaggaer_id) or jaggaer_id == "":
         raise RejectSignal(f"crosswalk('{object_type}', ...): the source value is empty")
-    entry = _lookups(context).crosswalk_entry(object_type, jaggaer_id)
+    lookups = _lookups(context)
+    entry = lookups.crosswalk_entry(object_type, jaggaer_id)
     if entry is None:
+        _reject_if_blocked(lookups, object_type, jaggaer_id)
         raise WaitSignal(f"waiting for {object_type} '{jaggaer_id}': not synced to SAP B1 yet")
     return entry.b1_key
+
+
+def _reject_if_blocked(lookups: Any, object_type: str, jaggaer_id: Any) -> None:
+    """A dependency whose own record was set aside (skipped or quarantined) in this run will not reach
+    B1 by waiting: the dependant is quarantined, naming the dependency and why."""
+    why = lookups.blocked_reason(object_type, jaggaer_id) if hasattr(lookups, "blocked_reason") else None
+    if why is not None:
+        raise RejectSignal(f"{object_type} '{jaggaer_id}' is missing in SAP B1 and is not being synced ({why})")
 
 
 @pass_context
@@ -246,8 +256,10 @@ def base_document(context: Context, po_number: Any, line_number: Any) -> dict[st
     if not _defined(po_number) or po_number == "" or not _defined(line_number) or line_number == "":
         raise RejectSignal("base_document(): the invoice line names no PO number or PO line number")
     po_number, line_number = str(po_number), str(line_number)
-    entry = _lookups(context).crosswalk_entry("purchase_orders", po_number)
+    lookups = _lookups(context)
+    entry = lookups.crosswalk_entry("purchase_orders", po_number)
     if entry is None:
+        _reject_if_blocked(lookups, "purchase_orders", po_number)
         raise WaitSignal(f"waiting for purchase order {po_number}: not synced to SAP B1 yet")
     line_num = (entry.line_map or {}).get(line_number)
     if line_num is None:

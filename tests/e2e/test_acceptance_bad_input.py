@@ -1,0 +1,122 @@
+"""Acceptance (issue 5): bad input is set aside with a clear message naming the record (and the
+mapping file and field); everything else in the run lands.
+
+The bad records come from the JAGGAER simulator: an account SAP B1 does not know (999999), a supplier
+without an ERP vendor number and one whose vendor number is longer than B1's CardCode, an over-long
+line description, and malformed dates (served by wrapping the simulator's renderer for one record, as
+a tenant with a broken integration would send them).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import simulators.jaggaer.render as jaggaer_render
+from tests.e2e.project_fixture import start_stack
+
+LONG = "Replacement parts kit as per quotation, " * 6  # 240 characters; B1's ItemDescription holds 200
+
+
+@pytest.fixture
+def stack(tmp_path):
+    with start_stack(tmp_path, seed=20) as s:
+        yield s
+
+
+def serve_with(monkeypatch, name: str, record_id: int, change) -> None:
+    """The simulator serves record `record_id` changed by `change(rendered)` (detail reads)."""
+    original = getattr(jaggaer_render, name)
+
+    def render(obj, *args):
+        out = original(obj, *args)
+        if obj.id == record_id:
+            change(out)
+        return out
+
+    monkeypatch.setattr(jaggaer_render, name, render)
+
+
+def po_ref(po: dict) -> str:
+    return str(po["header"]["purchaseOrderId"])
+
+
+def inv_ref(inv: dict) -> str:
+    return str(inv["header"]["invoiceId"])
+
+
+def test_bad_records_are_quarantined_or_wait_with_a_clear_message_and_the_rest_lands(stack, monkeypatch):
+    jag = stack.jag
+    good_supplier = jag.suppliers()[0]["returnCompanyInfo"]["bravoId"]
+    seed_orders = [po_ref(po) for po in jag.purchase_orders() if po["header"]["workflowStatus"] == "Completed"]
+    seed_invoices = [inv_ref(inv) for inv in jag.invoices() if inv["header"]["invoiceType"] == "Invoice"]
+
+    unknown_account = jag.create_purchase_order(supplier_id=good_supplier, lines=[{"quantity": 2}, {"quantity": 3, "account": "999999"}])
+    unknown_account_invoice = jag.create_invoice(supplier_id=good_supplier, lines=[{"account": "999999"}])
+    long_text = jag.create_purchase_order(supplier_id=good_supplier, lines=[{"quantity": 1, "description": LONG}])
+    bad_day = jag.create_purchase_order(supplier_id=good_supplier, lines=[{"quantity": 1}])
+    serve_with(monkeypatch, "purchase_order", bad_day["header"]["purchaseOrderId"],
+               lambda po: po["lineList"]["purchaseOrderLine"][0].update(requestedDeliveryDate="2026-02-30T00:00:00.000Z"))
+    bad_format = jag.create_invoice(supplier_id=good_supplier)
+    serve_with(monkeypatch, "invoice", bad_format["header"]["invoiceId"],
+               lambda inv: inv["header"].update(invoiceDate="11/07/2026"))
+    no_vendor_number = jag.create_supplier(company_name="Ad-hoc Welding Ltd")
+    legacy_number = jag.create_supplier(company_name="Legacy Castings", ext_code="V10990-LEGACY-0099")
+    orphans = [jag.create_purchase_order(supplier_id=s["returnCompanyInfo"]["bravoId"], lines=[{"quantity": 1}])
+               for s in (no_vendor_number, legacy_number)]
+
+    report = stack.run()
+    assert report.aborted is None
+    problems = {(p.pipeline, p.ref): p for p in report.problems}
+
+    # everything else landed, and nothing failed in B1
+    assert report.ok and stack.audit("failures") == []
+    assert set(stack.b1_docs("PurchaseOrders")) == set(seed_orders)
+    assert set(stack.b1_docs("PurchaseInvoices")) == set(seed_invoices)
+
+    def reason(pipeline: str, ref: str) -> str:
+        problem = problems[(pipeline, ref)]
+        assert problem.status == "quarantined", (problem.status, problem.message)
+        return problem.message
+
+    # an account SAP B1 does not have: the rule table, the value, the mapping file and line, the record
+    for pipeline, mapping, ref in (("purchase_orders", "purchase_order.yaml:", po_ref(unknown_account)),
+                                   ("invoices", "invoice.yaml:", inv_ref(unknown_account_invoice))):
+        message = reason(pipeline, ref)
+        assert all(part in message for part in (mapping, "gl_accounts", "'999999'", f"record {ref}", "ChartOfAccounts")), message
+    # an over-long string (the mapping says on_overflow: fail)
+    message = reason("purchase_orders", po_ref(long_text))
+    assert all(part in message for part in ("purchase_order.yaml:", "ItemDescription", f"record {po_ref(long_text)}",
+                                            "240 characters", "200", "on_overflow")), message
+    message = reason("suppliers", str(legacy_number["returnCompanyInfo"]["bravoId"]))
+    assert all(part in message for part in ("supplier.yaml:", "CardCode", "V10990-LEGACY-0099", "15")), message
+    # a date that is no calendar date (mapping stage), and one in the wrong format (schema check at extraction)
+    message = reason("purchase_orders", po_ref(bad_day))
+    assert all(part in message for part in ("purchase_order.yaml:", f"record {po_ref(bad_day)}", "2026-02-30",
+                                            "not a valid calendar date")), message
+    [extract_entry] = [q for q in stack.audit("quarantine") if q["stage"] == "validate"]
+    assert (extract_entry["pipeline"], extract_entry["record_key"]) == ("invoices", inv_ref(bad_format))
+    assert "header.invoiceDate" in extract_entry["reason"] and "11/07/2026" in extract_entry["reason"]
+    # orders naming a supplier that is not in SAP B1 and is not coming: quarantined, naming the supplier and why
+    for order, supplier, why in ((orphans[0], no_vendor_number, "no ERP vendor number"),
+                                 (orphans[1], legacy_number, "longer than SAP B1's 15")):
+        message = reason("purchase_orders", po_ref(order))
+        assert f"suppliers '{supplier['returnCompanyInfo']['bravoId']}'" in message and why in message, message
+
+    # `ml-connector audit quarantine` lists exactly the bad records
+    assert {(q["pipeline"], q["record_key"]) for q in stack.audit("quarantine")} == {
+        ("purchase_orders", po_ref(po)) for po in (unknown_account, long_text, bad_day, *orphans)} | {
+        ("invoices", inv_ref(unknown_account_invoice)), ("invoices", inv_ref(bad_format)),
+        ("suppliers", str(legacy_number["returnCompanyInfo"]["bravoId"]))}
+
+    # fix causes: the supplier gets its vendor number; the mapping chooses to truncate over-long text
+    jag.change_supplier(no_vendor_number["returnCompanyInfo"]["bravoId"], ext_code="V10980")
+    stack.edit("mappings/purchase_order.yaml", "on_overflow: fail", "on_overflow: truncate")
+    again = stack.run()
+    assert again.ok
+    orders = stack.b1_docs("PurchaseOrders")
+    assert orders[po_ref(orphans[0])]["CardCode"] == "V10980"
+    assert orders[po_ref(long_text)]["DocumentLines"][0]["ItemDescription"] == LONG[:200]
+    assert po_ref(orphans[1]) not in orders and po_ref(unknown_account) not in orders
+    still = {(q["pipeline"], q["record_key"]) for q in stack.audit("quarantine")}
+    assert ("purchase_orders", po_ref(long_text)) not in still and ("purchase_orders", po_ref(orphans[0])) not in still
+    assert ("purchase_orders", po_ref(orphans[1])) in still
