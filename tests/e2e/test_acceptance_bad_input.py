@@ -154,3 +154,28 @@ def test_a_dirty_tenant_lands_every_clean_record_and_names_every_bad_one(tmp_pat
         for pipeline, refs in sources.items():
             held = {ref for (p, ref) in problems if p == pipeline}
             assert landed[pipeline].keys() | held == refs and not landed[pipeline].keys() & held, pipeline
+
+
+def test_a_bad_change_to_a_synced_order_is_held_back_then_lands_as_one_patch_once_fixed(stack):
+    jag = stack.jag
+    assert stack.run().ok
+    po = next(po for po in jag.purchase_orders() if po["header"]["workflowStatus"] == "Completed")
+    ref, line = po_ref(po), po["lineList"]["purchaseOrderLine"][0]
+    in_b1 = stack.b1_docs("PurchaseOrders")[ref]
+    jag.change_purchase_order(int(ref), lines=[{"lineNumber": line["lineNumber"], "account": "999999",
+                                                "quantity": float(line["quantity"]) + 1}])
+    before = stack.writes()
+    report = stack.run()
+    [problem] = report.problems
+    assert (problem.ref, problem.status) == (ref, "quarantined") and "'999999'" in problem.message
+    assert stack.writes() == before and stack.b1_docs("PurchaseOrders")[ref] == in_b1  # B1 keeps the last good version
+    assert [q["record_key"] for q in stack.audit("quarantine")] == [ref]
+
+    jag.change_purchase_order(int(ref), lines=[{"lineNumber": line["lineNumber"], "account": "612000"}])
+    report = stack.run()
+    after = stack.writes()
+    assert report.ok and report.problems == []
+    assert (after["writes"] - before["writes"], after["PurchaseOrders.PATCH"] - before.get("PurchaseOrders.PATCH", 0)) == (1, 1)
+    fixed = stack.b1_docs("PurchaseOrders")[ref]["DocumentLines"][0]
+    assert (fixed["Quantity"], fixed["AccountCode"]) == (float(line["quantity"]) + 1, "612000")
+    assert stack.audit("quarantine") == []
