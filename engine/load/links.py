@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.load.model import Operation, Outcome, Status
+from engine.load.model import Action, Operation, Outcome, Status
 from engine.load.port import B1Port
 
 BASE_PO = 22
@@ -75,10 +75,13 @@ class BaseLinker:
         self.receipt_queries = 0
 
     async def prepare(self, op: Operation) -> Operation | Outcome:
-        """Complete an invoice create with BaseType/BaseEntry/BaseLine, or answer WAITING."""
+        """Complete an invoice create with BaseType/BaseEntry/BaseLine, or answer WAITING; refuse an
+        update of a posted invoice's lines."""
         lines = op.payload.get("DocumentLines")
         if not lines:
             return op
+        if op.action is Action.UPDATE:
+            return _posted_lines(op, lines)
         plan: list[tuple[dict[str, Any], LineLink | None]] = []
         for line in lines:
             line = dict(line)
@@ -91,9 +94,6 @@ class BaseLinker:
         if missing:
             return Outcome(op, Status.WAITING, error_code="waiting_for_po",
                            error_message=f"purchase order {', '.join(missing)} is not in SAP B1 yet; retried next run")
-        if op.action.value == "update":  # a posted invoice's lines cannot be re-linked: send header fields only
-            op.payload = {k: v for k, v in op.payload.items() if k != "DocumentLines"}
-            return op
         card = op.payload.get("CardCode")
         receipts = await self._receipts_of(card) if card else {}
         taken: list[tuple[ReceiptLine, float]] = []
@@ -174,6 +174,16 @@ class BaseLinker:
                     key = (int(line["BaseEntry"]), int(line["BaseLine"]))
                     index.setdefault(key, []).append(ReceiptLine(int(doc["DocEntry"]), int(line["LineNum"]), open_qty))
         return index
+
+
+def _posted_lines(op: Operation, lines: list[dict[str, Any]]) -> Outcome:
+    """B1 keeps a posted A/P invoice's lines (quantities, prices, accounts, links): a difference is a
+    credit memo or a new invoice. The record fails, named, without a write (`replay` after the cause)."""
+    changed = sorted({f"line {line['LineNum']}: {', '.join(k for k in line if k != 'LineNum')}" if "LineNum" in line
+                      else f"new line {line.get('_key', '?')}" for line in lines})
+    return Outcome(op, Status.FAILED, error_code="posted_invoice_lines",
+                   error_message=f"invoice {op.ref} is posted in SAP B1 and its lines cannot change ({'; '.join(changed)} "
+                   "changed in JAGGAER): post a credit memo or a new invoice for the difference")
 
 
 def _copy(line: dict[str, Any], base_type: int, entry: int, num: int, quantity: Any) -> dict[str, Any]:

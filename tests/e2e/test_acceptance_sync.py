@@ -170,3 +170,32 @@ def test_no_change_no_write_one_changed_line_one_patch_and_a_waiting_invoice_lan
     assert [(ln["BaseType"], ln["BaseEntry"], ln["BaseLine"], ln["Quantity"]) for ln in doc["DocumentLines"]] == [
         (22, po_doc["DocEntry"], 0, 8.0)]
     assert po_doc["DocumentLines"][0]["RemainingOpenQuantity"] == 0
+
+
+def test_a_posted_invoice_takes_header_changes_and_refuses_line_changes_visibly(stack):
+    """B1 keeps a posted A/P invoice's lines (a difference is a credit memo or a new invoice): a line
+    changed in JAGGAER afterwards fails that record, named, without a write; header fields still update."""
+    jag = stack.jag
+    supplier = jag.suppliers()[0]["returnCompanyInfo"]["bravoId"]
+    po = jag.create_purchase_order(supplier_id=supplier, lines=[{"quantity": 10, "unitPrice": 4.0}])
+    po_id = po["header"]["purchaseOrderId"]
+    billed = jag.create_invoice(po_id=po_id, lines=[{"poLineNumber": 1, "quantity": 4}])
+    renamed = jag.create_invoice(po_id=po_id, lines=[{"poLineNumber": 1, "quantity": 2}])
+    assert stack.run().ok
+    billed_ref, renamed_ref = str(billed["header"]["invoiceId"]), str(renamed["header"]["invoiceId"])
+    posted = stack.b1_docs("PurchaseInvoices")[billed_ref]
+
+    jag.change_invoice(int(billed_ref), lines=[{"lineNumber": 1, "quantity": 5}])
+    jag.change_invoice(int(renamed_ref), supplier_invoice_number="INV-2024-0042")
+    before = stack.writes()
+    report = stack.run()
+    after = stack.writes()
+    [problem] = report.problems
+    assert (problem.pipeline, problem.ref, problem.status) == ("invoices", billed_ref, "failed")
+    assert "posted" in problem.message and "credit memo" in problem.message
+    assert (after["writes"] - before["writes"], after["PurchaseInvoices.PATCH"] - before.get("PurchaseInvoices.PATCH", 0)) == (1, 1)
+    assert stack.b1_docs("PurchaseInvoices")[billed_ref] == posted
+    assert stack.b1_docs("PurchaseInvoices")[renamed_ref]["NumAtCard"] == "INV-2024-0042"
+    assert stack.b1_docs("PurchaseOrders")[str(po_id)]["DocumentLines"][0]["RemainingOpenQuantity"] == 4
+    assert [row["external_ref"] for row in stack.audit("failures")] == [billed_ref]
+    assert stack.run().writes == 0  # not re-sent by a plain run
