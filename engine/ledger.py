@@ -29,6 +29,7 @@ from typing import Any
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from engine import __version__
 from engine.mapping.core import CrosswalkEntry
@@ -85,17 +86,28 @@ def upgrade_tables(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    return {r[0] for r in conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'", [table]
-    ).fetchall()}
+    """The columns of a table of ours (empty when it does not exist). Reads the result description of an
+    empty SELECT: a fraction of a millisecond, where information_schema costs ~1 ms."""
+    try:
+        return {d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
+    except duckdb.CatalogException:
+        return set()
 
 
 def _many(conn: duckdb.DuckDBPyConnection, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
-    """One multi-row VALUES statement per 500 rows (DuckDB's executemany runs one statement per row)."""
-    for start in range(0, len(rows), 500):
-        chunk = rows[start:start + 500]
-        one = "(" + ", ".join("?" for _ in chunk[0]) + ")"
-        conn.execute(f"{head} VALUES {', '.join(one for _ in chunk)} {tail}", [v for row in chunk for v in row])
+    """`{head} SELECT * FROM <rows> {tail}` in one statement: the rows go in as an Arrow table.
+    (DuckDB's executemany runs a statement per row, and a VALUES list of thousands of parameters costs
+    ~0.1 ms per row to bind; Arrow costs a few microseconds.)"""
+    if not rows:
+        return
+    columns = list(zip(*rows, strict=True))
+    table = pa.table({f"c{i}": pa.array(values) for i, values in enumerate(columns)})
+    name = f"_rows_{id(table)}"
+    conn.register(name, table)
+    try:
+        conn.execute(f"{head} SELECT * FROM {name} {tail}")
+    finally:
+        conn.unregister(name)
 
 
 # ---------------------------------------------------------------- redaction
@@ -212,17 +224,19 @@ def _upsert(conn: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str, Any]]) 
         groups.setdefault(tuple(sorted(k for k in row if k not in ("pipeline", "external_ref"))), []).append(row)
     for cols, group in groups.items():
         names = ["pipeline", "external_ref", *cols]
-        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c != "created_at") or "status = ledger.status"
+        sets = ", ".join(f"{c} = coalesce(ledger.attempts, 0) + EXCLUDED.attempts" if c == "attempts" else
+                         f"{c} = EXCLUDED.{c}" for c in cols if c != "created_at") or "status = ledger.status"
         _many(conn, f"INSERT INTO ledger ({', '.join(names)})", [[r[c] for c in names] for r in group],
               f"ON CONFLICT (pipeline, external_ref) DO UPDATE SET {sets}")
 
 
 class _Tx:
-    def __init__(self, conn: duckdb.DuckDBPyConnection):
-        self.conn = conn
+    def __init__(self, conn: duckdb.DuckDBPyConnection, *, ensure: bool = True):
+        self.conn, self.ensure = conn, ensure
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
-        ensure_tables(self.conn)
+        if self.ensure:
+            ensure_tables(self.conn)
         self.conn.execute("BEGIN")
         return self.conn
 
@@ -263,6 +277,22 @@ class Intent:
 
 def record_intent(conn: duckdb.DuckDBPyConnection, run_id: str, intents: Sequence[Intent]) -> None:
     """Mark records in flight and journal the intents, in one committed transaction, before sending."""
+    if intents:
+        with _Tx(conn) as tx:
+            _intent_rows(tx, run_id, intents)
+
+
+def record_batch(conn: duckdb.DuckDBPyConnection, run_id: str, results: Sequence[Result],
+                 intents: Sequence[Intent]) -> None:
+    """`record_result` then `record_intent` in ONE transaction (the loader's journal: one commit per
+    batch). The tables must exist (`upgrade_tables`)."""
+    if results or intents:
+        with _Tx(conn, ensure=False) as tx:
+            _result_rows(tx, run_id, results)
+            _intent_rows(tx, run_id, intents)
+
+
+def _intent_rows(tx: duckdb.DuckDBPyConnection, run_id: str, intents: Sequence[Intent]) -> None:
     if not intents:
         return
     now = _now()
@@ -275,13 +305,12 @@ def record_intent(conn: duckdb.DuckDBPyConnection, run_id: str, intents: Sequenc
         if i.target_entity is not None:
             row["target_entity"] = i.target_entity
         rows[(i.pipeline, i.external_ref)] = row
-    with _Tx(conn) as tx:
-        _upsert(tx, list(rows.values()))
-        _insert_events(tx, [{
-            "run_id": run_id, "pipeline": i.pipeline, "external_ref": i.external_ref, "action": i.action,
-            "outcome": "intent", "target_key": i.target_key, "payload": _json(i.payload),
-            "mapping_version": i.mapping_version, "writes": 0, "attempts": 0, "happened_at": now,
-        } for i in intents])
+    _upsert(tx, list(rows.values()))
+    _insert_events(tx, [{
+        "run_id": run_id, "pipeline": i.pipeline, "external_ref": i.external_ref, "action": i.action,
+        "outcome": "intent", "target_key": i.target_key, "payload": _json(i.payload),
+        "mapping_version": i.mapping_version, "writes": 0, "attempts": 0, "happened_at": now,
+    } for i in intents])
 
 
 @dataclass
@@ -318,6 +347,12 @@ class Result:
 
 def record_result(conn: duckdb.DuckDBPyConnection, run_id: str, results: Sequence[Result]) -> None:
     """Journal outcomes: ledger status, events, attempts and crosswalk, in one transaction."""
+    if results:
+        with _Tx(conn) as tx:
+            _result_rows(tx, run_id, results)
+
+
+def _result_rows(tx: duckdb.DuckDBPyConnection, run_id: str, results: Sequence[Result]) -> None:
     if not results:
         return
     now = _now()
@@ -358,25 +393,18 @@ def record_result(conn: duckdb.DuckDBPyConnection, run_id: str, results: Sequenc
             "writes": r.writes, "attempts": r.attempts, "happened_at": now, "http_status": r.http_status,
             "duration_ms": r.duration_ms, "b1_body": _json(r.b1_body),
         })
-    with _Tx(conn) as tx:
-        if "plan_hash" not in _columns(tx, "ledger"):  # an older layout: upgrade_tables adds it
-            for row in rows.values():
-                row.pop("plan_hash", None)
-        _upsert(tx, list(rows.values()))
-        tally: dict[tuple[str, str], int] = {}
-        for r in results:
-            if r.attempts:
-                tally[(r.pipeline, r.external_ref)] = tally.get((r.pipeline, r.external_ref), 0) + r.attempts
-        counted = [[p, ref, n] for (p, ref), n in tally.items()]
-        if counted:
-            _many(tx, "WITH d(pipeline, external_ref, n) AS (", counted,
-                  ") UPDATE ledger SET attempts = coalesce(ledger.attempts, 0) + d.n FROM d "
-                  "WHERE ledger.pipeline = d.pipeline AND ledger.external_ref = d.external_ref")
-        if crosswalk:
-            _many(tx, "INSERT INTO crosswalk (object_type, jaggaer_id, b1_key, line_map, updated_at)", list(crosswalk.values()),
-                  "ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
-                  "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at")
-        _insert_events(tx, events)
+    for r in results:  # attempts add up (several results of one record in a batch included)
+        row = rows[(r.pipeline, r.external_ref)]
+        row["attempts"] = row.get("attempts", 0) + (r.attempts or 0)
+    if "plan_hash" not in _columns(tx, "ledger"):  # an older layout: upgrade_tables adds it
+        for row in rows.values():
+            row.pop("plan_hash", None)
+    _upsert(tx, list(rows.values()))
+    if crosswalk:
+        _many(tx, "INSERT INTO crosswalk (object_type, jaggaer_id, b1_key, line_map, updated_at)", list(crosswalk.values()),
+              "ON CONFLICT (object_type, jaggaer_id) DO UPDATE SET "
+              "b1_key = EXCLUDED.b1_key, line_map = EXCLUDED.line_map, updated_at = EXCLUDED.updated_at")
+    _insert_events(tx, events)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ USER_FIELD_TABLES = {
     "PurchaseInvoices": "OPCH",
     "PurchaseDeliveryNotes": "OPDN",
 }
-LOAD_CHUNK = 100  # operations looked up (batched $filter) and journalled as intents together
+LOAD_CHUNK = 200  # operations looked up (batched $filter) and journalled as intents together
 
 
 @dataclass

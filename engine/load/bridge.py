@@ -100,6 +100,8 @@ class LedgerJournal(Journal):
         self._pending: asyncio.Future | None = None
         self._last_write = time.monotonic()
         self.batches = 0  # times the state file was opened for writing
+        with db.connect(self.state, wait_seconds=60) as conn:
+            ledger.upgrade_tables(conn)
 
     async def intents(self, ops: Sequence[Operation]) -> None:
         self._intent_bodies.update(id(op.payload) for op in ops)
@@ -146,9 +148,8 @@ class LedgerJournal(Journal):
         for intent in intents:
             intent.payload = strip_reserved(intent.payload)
         results = [self._result(o) for o in outcomes]
-        with db.connect(self.state, wait_seconds=60) as conn:
-            ledger.record_result(conn, self.run_id, results)  # outcomes first: they are older
-            ledger.record_intent(conn, self.run_id, intents)
+        with db.connect(self.state, wait_seconds=60) as conn:  # outcomes first: they are older
+            ledger.record_batch(conn, self.run_id, results, intents)
         self.batches += 1
 
     def _line_map(self, o: Outcome) -> dict[str, int] | None:

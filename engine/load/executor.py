@@ -126,11 +126,12 @@ class Loader:
         async def producer() -> None:
             try:
                 batch: list[Operation] = []
+                size = min(self.chunk, self.concurrency)  # a small first chunk: the first writes go out at once
                 for op in ops:
                     batch.append(op)
-                    if len(batch) >= self.chunk:
+                    if len(batch) >= size:
                         await self._stage(batch, queue, outcomes)
-                        batch = []
+                        batch, size = [], min(self.chunk, size * 2)
                 if batch:
                     await self._stage(batch, queue, outcomes)
             finally:
