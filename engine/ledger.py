@@ -496,6 +496,17 @@ def mark_quarantined(conn: duckdb.DuckDBPyConnection, run_id: str | None, marks:
     _mark(conn, run_id, "quarantined", marks)
 
 
+def key_census(conn: duckdb.DuckDBPyConnection, target_entity: str) -> tuple[int, int]:
+    """(records of an entity set the ledger knows a B1 key of, records in flight without one)."""
+    if not has_table(conn, "ledger"):
+        return 0, 0
+    known, in_flight = conn.execute(
+        "SELECT count(*) FILTER (WHERE target_key IS NOT NULL), "
+        "count(*) FILTER (WHERE target_key IS NULL AND status = 'in_flight') FROM ledger WHERE target_entity = ?",
+        [target_entity]).fetchone()
+    return int(known), int(in_flight)
+
+
 def pending_intents(conn: duckdb.DuckDBPyConnection, pipeline: str | None = None) -> list[LedgerRow]:
     """Records left in flight by an interrupted run: look each up in B1 before re-sending anything."""
     if pipeline is None:

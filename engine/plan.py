@@ -174,6 +174,7 @@ class PlanItem:
     crosswalk_key: str | None = None
     line_map: dict[str, int] | None = None
     resume: bool = False  # an intent of an interrupted run: look it up in B1 before sending
+    attempted: bool = False  # a write of this reference was sent (or about to be) in an earlier run
     plan_hash: str | None = None  # of the staged record and mapping version (the ledger keeps it: not re-planned)
 
     @property
@@ -270,6 +271,7 @@ def compare(item: PlanItem, payload: dict[str, Any], row: Any, *, replay: bool =
     item.fingerprint = fp = fingerprint(payload)
     status = _get(row, "status") if row is not None else None
     item.resume = status == "in_flight"
+    item.attempted = row is not None and bool(_get(row, "attempt_fingerprint"))
     if status == "failed" and _get(row, "attempt_fingerprint") == fp and not replay:
         item.action = "failed"
         item.reason = f"SAP B1 refused this payload: {_get(row, 'last_error') or 'see the audit'} (use `replay` once fixed)"

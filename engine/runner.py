@@ -24,7 +24,7 @@ from typing import Any
 from engine import db, ledger, quarantine
 from engine.errors import ConfigError, ConnectorError
 from engine.load import Loader, LoadStats, Outcome, RunAborted, Status
-from engine.load.bridge import LedgerJournal, operations, po_keys, target_of
+from engine.load.bridge import LedgerJournal, census, operations, po_keys, target_of
 from engine.load.links import BaseLinker
 from engine.load.slport import SlPort
 from engine.plan import Plan, plan_pipeline
@@ -294,7 +294,8 @@ class PipelineRun:
         result.problems.extend(Failure(spec.name, i.external_ref, "quarantined", "mapping", i.reason or "quarantined")
                                for i in plan.of("quarantine"))
         self.note(plan)
-        ops = operations(plan.items, self.target)
+        unknown = any(i.action == "create" and not i.attempted for i in plan.items)
+        ops = operations(plan.items, self.target, lookup_unknown=unknown and await census(port, self.target, self.state))
         total = len(ops)
         notify(Progress(spec.name, "load", 0, total, f"{total} to write"))
         journal = LedgerJournal(self.state, self.run_id, self.target, self.mapping.crosswalk_type or spec.name,

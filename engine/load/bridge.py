@@ -41,8 +41,12 @@ def target_of(spec: Any, mapping: Any) -> Target:
     return Target(entity, key_field, ref_field, None if entity == "BusinessPartners" else LINES)
 
 
-def operations(items: Iterable[Any], target: Target) -> list[Operation]:
-    """Loader operations for the plan's `create` and `update` items (`engine.plan.PlanItem`)."""
+def operations(items: Iterable[Any], target: Target, *, lookup_unknown: bool = True) -> list[Operation]:
+    """Loader operations for the plan's `create` and `update` items (`engine.plan.PlanItem`).
+
+    A create is looked up in B1 before it is sent when an earlier run attempted it, and — unless
+    `lookup_unknown` is False (`census` vouched that B1 holds no reference the ledger does not know) —
+    also when it was never attempted."""
     ops: list[Operation] = []
     for item in items:
         if item.action not in ("create", "update"):
@@ -54,7 +58,7 @@ def operations(items: Iterable[Any], target: Target) -> list[Operation]:
         if item.action == "create":
             ops.append(Operation(item.pipeline, item.external_ref, Action.CREATE, payload, item.fingerprint or "",
                                  item.mapping_version or "", full_payload=payload, line_refs=line_refs,
-                                 resume=item.resume, context=context))
+                                 resume=item.resume, lookup=item.attempted or lookup_unknown, context=context))
             continue
         line_map = item.line_map or {}
         context.update(line_map=line_map, known_line_nums=sorted(line_map.values()))
@@ -63,6 +67,18 @@ def operations(items: Iterable[Any], target: Target) -> list[Operation]:
                              item.mapping_version or "", key=key, full_payload=payload, line_refs=line_refs,
                              resume=item.resume, context=context))
     return ops
+
+
+async def census(port: Any, target: Target, state: Path | str) -> bool:
+    """Whether B1 may hold a record carrying a reference this ledger has never sent (then every create
+    is looked up first). One `$count` of the records carrying the reference field, against the ledger's
+    records of that entity with a B1 key (and those in flight, whose fate is unknown): when B1 holds no
+    more than those, a never-attempted reference cannot be in B1 — unless someone else wrote our
+    reference field into B1, which the connector assumes nobody does (it owns that field)."""
+    carrying = await port.count(target.entity_set, f"{target.ref_field} ne null")
+    with db.connect(state) as conn:
+        known, in_flight = ledger.key_census(conn, target.entity_set)
+    return not known <= carrying <= known + in_flight
 
 
 def po_keys(crosswalk: Mapping[str, Mapping[str, Any]]):
@@ -149,6 +165,7 @@ class LedgerJournal(Journal):
             intent.payload = strip_reserved(intent.payload)
         results = [self._result(o) for o in outcomes]
         with db.connect(self.state, wait_seconds=60) as conn:  # outcomes first: they are older
+            conn.execute("SET threads = 1")
             ledger.record_batch(conn, self.run_id, results, intents)
         self.batches += 1
 

@@ -126,7 +126,9 @@ class Loader:
         async def producer() -> None:
             try:
                 batch: list[Operation] = []
-                size = min(self.chunk, self.concurrency)  # a small first chunk: the first writes go out at once
+                # A small first chunk (three requests per worker) gets the first writes out at once while the
+                # next, twice as large, is looked up and journalled; sizes double up to `chunk`.
+                size = min(self.chunk, 3 * self.concurrency)
                 for op in ops:
                     batch.append(op)
                     if len(batch) >= size:
@@ -171,7 +173,7 @@ class Loader:
     # -- staging a chunk: lookups of unknown references, then intents --------------------------
 
     async def _stage(self, batch: list[Operation], queue: asyncio.Queue, outcomes: list[Outcome]) -> None:
-        creates = [op for op in batch if op.action is Action.CREATE]
+        creates = [op for op in batch if op.action is Action.CREATE and (op.lookup or op.resume)]
         found: dict[str, list[dict[str, Any]]] = {}
         if creates:
             try:

@@ -53,6 +53,7 @@ class Operation:
     full_payload: dict[str, Any] | None = None  # the whole rendered payload (for line crosswalk, audit)
     line_refs: list[str] | None = None  # source line ids, in the order of the payload's lines
     resume: bool = False  # an intent of an earlier, interrupted run: verify in B1 before sending
+    lookup: bool = True  # create: look the reference up in B1 first (False: known never to have been sent)
     context: dict[str, Any] = field(default_factory=dict)  # pipeline-specific data (e.g. invoice PO links)
 
 

@@ -28,6 +28,10 @@ class B1Port(Protocol):
         """Look references up with `$filter`; return ref -> entities carrying it (normally 0 or 1)."""
         ...
 
+    async def count(self, entity_set: str, filter: str) -> int:  # noqa: A002
+        """How many entities match a `$filter` (`/<Set>/$count`)."""
+        ...
+
     async def query(
         self, entity_set: str, *, filter: str | None = None, select: list[str] | None = None,
         orderby: str | None = None,

@@ -61,6 +61,9 @@ class SlPort:
                 found[ref].append(row)
         return found
 
+    async def count(self, entity_set: str, filter: str) -> int:  # noqa: A002
+        return int(await self.client.get(f"{entity_set}/$count", filter=filter))
+
     async def query(
         self, entity_set: str, *, filter: str | None = None, select: list[str] | None = None,  # noqa: A002
         orderby: str | None = None,

@@ -94,6 +94,10 @@ class FakeB1:
                 out[doc[ref_field]].append(doc)
         return out
 
+    async def count(self, entity_set: str, filter: str) -> int:  # noqa: A002 - only "<ref field> ne null"
+        field = filter.split()[0]
+        return sum(1 for doc in self.docs.values() if doc.get(field) is not None)
+
     async def query(self, entity_set: str, *, filter=None, select=None, orderby=None):  # noqa: A002
         return list(self.docs.values())
 

@@ -75,7 +75,7 @@ with db.connect(sys.argv[1], read_only=True, wait_seconds=5) as conn:
 def test_another_process_reads_the_state_file_during_a_run(tmp_path):
     state = tmp_path / "state.duckdb"
     b1 = FakeB1()
-    b1.latency = 0.01  # 300 creates at concurrency 8: ~0.4 s of sending, in batches of 10
+    b1.latency = 0.04  # 300 creates at concurrency 8: ~1.5 s of sending, in batches of 10
 
     async def go() -> tuple[int, bool]:
         journal = LedgerJournal(state, "run-1", TARGET, "purchase_orders", {}, flush_seconds=0.05)
@@ -96,3 +96,23 @@ def test_another_process_reads_the_state_file_during_a_run(tmp_path):
     assert still_loading and seen > 0  # read mid-run: intents were already there
     with db.connect(state, read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM ledger WHERE status = 'synced'").fetchone() == (300,)
+
+
+def test_never_sent_references_skip_the_lookup_only_while_b1_holds_no_unknown_reference(tmp_path):
+    from engine.load.bridge import census, operations
+    from engine.plan import PlanItem
+
+    state = tmp_path / "state.duckdb"
+    b1 = FakeB1()
+    load(state, b1, creates(5))  # the ledger knows PO-0..PO-4 with their keys
+    assert asyncio.run(census(b1, TARGET, state)) is False  # B1 holds only what the ledger knows
+    items = [PlanItem("po", f"PO-{i}", "create", payload=creates(i + 1)[-1].payload, attempted=i == 9)
+             for i in range(5, 10)]
+    ops = operations(items, TARGET, lookup_unknown=False)
+    assert [op.lookup for op in ops] == [False] * 4 + [True]  # PO-9 was attempted before: looked up
+    b1.lookups = 0
+    load(state, b1, ops)
+    assert b1.lookups == 1 and len(b1.docs) == 10
+
+    asyncio.run(b1.create("PurchaseOrders", {"U_JaggaerRef": "PO-42"}))  # someone else wrote our field
+    assert asyncio.run(census(b1, TARGET, state)) is True  # then every create is looked up first
