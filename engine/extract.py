@@ -246,7 +246,7 @@ def extract_pipelines(project: Project, names: Iterable[str] | None = None, *, p
     """Extract the named pipelines (default: all), in dependency order. A failing source does not
     stop the others; its result carries the error."""
     wanted = list(names) if names else None
-    specs = load_pipelines(project.root, wanted)
+    specs = load_pipelines(project.root, wanted, check_mappings=False)  # extraction does not need the mapping
     if wanted:
         specs = [s for s in specs if s.name in wanted]
     run_id = run_id or f"extract-{uuid.uuid4().hex[:12]}"

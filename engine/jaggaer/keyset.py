@@ -91,40 +91,70 @@ class Page:
     id: str
     seen_added: dict[str, str]
     total: int | None = None
+    last: Any = None
 
 
 FetchPage = Callable[[str], Awaitable[tuple[list[dict[str, Any]], int | None]]]
+
+Position = tuple[int, int | str]
+
+
+def position(stamp: str, rid: str) -> Position:
+    """Sort key of the server's (last-modified, id) order: instants, ids as integers."""
+    return stamp_ms(stamp), int(rid) if str(rid).isdigit() else str(rid)
 
 
 async def keyset_pages(fetch: FetchPage, cursor: JaggaerCursor, primary_key: str, state: KeysetState,
                        *, extra_filter: str | None = None) -> AsyncIterator[Page]:
     """Walk a list by keyset from `state`; `fetch(flt)` returns (items of page start=1, totRecords).
 
-    `state.stamp`/`state.id` follow the walk; `state.seen` grows with every processed pair. The caller
-    persists a copy only after the pages it has consumed are committed.
+    The contract's procedure (§4.5) with one saving: instead of asking `==T;id=gt=X` and then `=gt=T`
+    after every page (two list requests per page), ask `=ge=T` — the records at T already read come
+    back first and are skipped as `seen`, the rest is the next page. Only when a page holds nothing past
+    (T, X) — more records share T than fit a page — does the walk fall back to the contract's
+    `==T;id=gt=X` steps. Same operators, same start=1, timestamps passed back as sent; a page that
+    holds every match (`totRecords`) ends the walk without another request.
+
+    `state.stamp`/`state.id` follow the walk (never backwards); `state.seen` grows with every
+    processed pair. The caller persists a copy only after the pages it has consumed are committed.
     """
     prefix = f"{extra_filter};" if extra_filter else ""
+    key, tie = cursor.filter_key, cursor.tiebreak_key
     if state.stamp is None:
         floor = cursor.initial
     else:
         floor = format_ms(max(0, stamp_ms(state.stamp) - int(cursor.overlap_seconds * 1000)))
-    flt = f"{prefix}{cursor.filter_key}=ge={floor}"
-    moving_past = True  # the last query was a `ge`/`gt` one: an empty answer ends the walk
+    flt, mode = f"{prefix}{key}=ge={floor}", "range"
+    walk: tuple[Position, str, str] | None = None  # position of the last record read in this walk
     while True:
         items, total = await fetch(flt)
-        if items:
-            yield _handle(items, cursor, primary_key, state, total)
-            flt = f"{prefix}{cursor.filter_key}=={state.stamp};{cursor.tiebreak_key}=gt={state.id}"  # 2a
-            moving_past = False
-        elif moving_past:
+        if not items:
+            if mode == "tie":  # no more records at T: move past it (contract step 2b)
+                flt, mode = f"{prefix}{key}=gt={walk[1]}", "range"  # type: ignore[index]
+                continue
             return
-        else:
-            flt = f"{prefix}{cursor.filter_key}=gt={state.stamp}"  # 2b
-            moving_past = True
+        before = walk
+        page = _handle(items, cursor, primary_key, state)
+        page.total = total
+        last = page.last
+        if walk is None or last[0] > walk[0]:
+            walk = last
+        _advance(state, walk)
+        page.stamp, page.id = state.stamp or walk[1], state.id or walk[2]
+        yield page
+        if mode == "range" and total is not None and total <= len(items):
+            return  # this page held every record matching at the time of the request
+        if mode == "range" and before is not None and walk[0] <= before[0]:
+            mode = "tie"  # a page full of records at T already read: finish T by id (contract step 2a)
+        flt = f"{prefix}{key}=={walk[1]};{tie}=gt={walk[2]}" if mode == "tie" else f"{prefix}{key}=ge={walk[1]}"
 
 
-def _handle(items: list[dict[str, Any]], cursor: JaggaerCursor, primary_key: str, state: KeysetState,
-            total: int | None) -> Page:
+def _advance(state: KeysetState, walk: tuple[Position, str, str]) -> None:
+    if state.stamp is None or state.id is None or walk[0] > position(state.stamp, state.id):
+        state.stamp, state.id = walk[1], walk[2]
+
+
+def _handle(items: list[dict[str, Any]], cursor: JaggaerCursor, primary_key: str, state: KeysetState) -> Page:
     fresh, added = [], {}
     for item in items:
         rid, stamp = dig(item, primary_key), dig(item, cursor.field)
@@ -136,6 +166,7 @@ def _handle(items: list[dict[str, Any]], cursor: JaggaerCursor, primary_key: str
         state.seen[rid] = stamp
         added[rid] = stamp
         fresh.append(item)
-    last = items[-1]
-    state.stamp, state.id = str(dig(last, cursor.field)), str(dig(last, primary_key))
-    return Page(fresh, len(items), state.stamp, state.id, added, total)
+    last_stamp, last_id = str(dig(items[-1], cursor.field)), str(dig(items[-1], primary_key))
+    page = Page(fresh, len(items), last_stamp, last_id, added)
+    page.last = (position(last_stamp, last_id), last_stamp, last_id)
+    return page

@@ -211,3 +211,23 @@ def test_ties_on_equal_last_modified(sim, tmp_path: Path) -> None:  # noqa: ANN0
     result = run(project, "purchase_orders")["purchase_orders"]
     assert (result.new, result.changed) == (1, 1)
     assert str(late) in staged_keys(project, "purchase_orders")
+
+
+def test_cli_extract_prints_one_summary_line_per_source(sim, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # noqa: ANN001
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cli import main
+
+    make_project(tmp_path)
+    monkeypatch.setattr("engine.spec._mapping_problems", lambda path, target_entity: [])
+    assert main(["extract", "--project", str(tmp_path), "purchase_orders", "suppliers"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    n = len(completed(sim.purchase_orders()))
+    assert len(lines) == 2
+    assert lines[0].startswith("suppliers: 6 new, 0 changed, 0 quarantined (")
+    assert lines[1].startswith(f"purchase_orders: {n} new, 0 changed, 0 quarantined (")
+    assert "pages" in lines[1] and "requests" in lines[1]
+
+    monkeypatch.setenv("JAGGAER_CLIENT_SECRET", "not-the-secret")
+    assert main(["extract", "--project", str(tmp_path), "purchase_orders"]) == 1
+    out = capsys.readouterr()
+    assert "refused the client credentials" in out.out and "not-the-secret" not in out.out + out.err

@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import duckdb
+import httpx
 import pytest
 
 from engine.extract import extract_pipelines
@@ -104,9 +105,17 @@ def test_list_failure_fails_the_source_and_keeps_the_cursor(tmp_path: Path) -> N
     with duckdb.connect(str(project.state_path)) as conn:
         before = conn.execute("SELECT cursor FROM extract_state").fetchone()
     fake.add(9, stamp(50))
-    fake.faults.append(lambda req: __import__("httpx").Response(
-        200, json={"returnCode": 2, "returnMessage": "operation not completed", "totRecords": 0})
-        if req.url.path.endswith("/purchaseorders") and "=gt=" in unquote(str(req.url)) else None)
+    lists = []
+
+    def fail_second_page(req: httpx.Request) -> httpx.Response | None:
+        if not req.url.path.endswith("/purchaseorders"):
+            return None
+        lists.append(req)
+        if len(lists) < 2:
+            return None
+        return httpx.Response(200, json={"returnCode": 2, "returnMessage": "operation not completed", "totRecords": 0})
+
+    fake.faults.append(fail_second_page)
     r = extract(project, fake)
     assert not r.ok and "returnCode 2: operation not completed" in r.error
     assert "FAILED" in r.summary()
