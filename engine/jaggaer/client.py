@@ -86,14 +86,17 @@ class _Transient(Exception):
 class _Backoff(wait_base):
     """`Retry-After` when the server sent one, else exponential from `initial` with jitter, capped."""
 
-    def __init__(self, initial: float, cap: float) -> None:
-        self.initial, self.cap = initial, cap
+    def __init__(self, initial: float, cap: float, offset: int = 0) -> None:
+        self.initial, self.cap, self.offset = initial, cap, offset
 
     def __call__(self, retry_state: Any) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return self.delay(retry_state.attempt_number + self.offset, exc)
+
+    def delay(self, attempt_number: int, exc: BaseException | None) -> float:
         if isinstance(exc, _Transient) and exc.retry_after is not None:
             return min(exc.retry_after, self.cap)
-        base = min(self.cap, self.initial * 2 ** (retry_state.attempt_number - 1))
+        base = min(self.cap, self.initial * 2 ** (attempt_number - 1))
         return min(self.cap, base * random.uniform(0.5, 1.5))
 
 
@@ -213,15 +216,15 @@ class J1PClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _retrying(self) -> AsyncRetrying:
+    def _retrying(self, attempts: int | None = None, offset: int = 0) -> AsyncRetrying:
         s = self.settings
 
         def count(_: Any) -> None:
             self.counters.retries += 1
 
         return AsyncRetrying(
-            stop=stop_after_attempt(s.retry_attempts),
-            wait=_Backoff(s.backoff_initial, s.backoff_max),
+            stop=stop_after_attempt(max(1, attempts if attempts is not None else s.retry_attempts)),
+            wait=_Backoff(s.backoff_initial, s.backoff_max, offset),
             retry=retry_if_exception_type(_Transient),
             before_sleep=count,
             reraise=True,
@@ -233,12 +236,21 @@ class J1PClient:
 
     async def get_raw(self, path: str, params: Mapping[str, str] | None = None) -> tuple[dict[str, Any], bytes]:
         """Like `get`, plus the body exactly as the server sent it (staged as the raw record)."""
+        s = self.settings
         try:
-            async for attempt in self._retrying():
+            return await self._get_once(path, params)  # the common case, without the retry machinery
+        except _Transient as exc:
+            failure = exc
+        try:
+            if s.retry_attempts <= 1:
+                raise failure
+            self.counters.retries += 1
+            await asyncio.sleep(_Backoff(s.backoff_initial, s.backoff_max).delay(1, failure))
+            async for attempt in self._retrying(attempts=s.retry_attempts - 1, offset=1):
                 with attempt:
                     return await self._get_once(path, params)
         except _Transient as exc:
-            raise J1PError(f"{path}: gave up after {self.settings.retry_attempts} attempts: {exc.reason}",
+            raise J1PError(f"{path}: gave up after {s.retry_attempts} attempts: {exc.reason}",
                            code=TRANSIENT_CODE if "returnCode -998" in exc.reason else None,
                            return_message=exc.reason, path=path) from None
         raise AssertionError("unreachable")  # pragma: no cover
