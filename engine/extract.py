@@ -10,14 +10,16 @@ the merge on `id` keeps every record staged once. Core functions return results 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import gc
 import logging
 import os
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -250,7 +252,24 @@ def extract_pipelines(project: Project, names: Iterable[str] | None = None, *, p
     if wanted:
         specs = [s for s in specs if s.name in wanted]
     run_id = run_id or f"extract-{uuid.uuid4().hex[:12]}"
-    return [extract_pipeline(project, spec, progress=progress, run_id=run_id, transport=transport) for spec in specs]
+    with _gc_for_streaming():
+        return [extract_pipeline(project, spec, progress=progress, run_id=run_id, transport=transport) for spec in specs]
+
+
+@contextlib.contextmanager
+def _gc_for_streaming() -> Iterator[None]:
+    """Parsing a purchase order allocates hundreds of small dicts; with dlt, pyarrow and DuckDB loaded,
+    each collection the cyclic GC runs then scans a large heap — it cost more than the parsing itself
+    (measured: ~150 µs per record, ~35 µs without). Freeze what is loaded and collect young objects
+    less often while records stream through; restore afterwards."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 50_000), threshold[1], threshold[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: ProgressFn | None = None,
