@@ -111,6 +111,10 @@ class ReferenceCodes:
         return code in self.projects
 
 
+async def _no_rows() -> list[dict[str, Any]]:
+    return []
+
+
 def _by_dimension(rows: list[dict[str, Any]], key: str) -> dict[int, frozenset[str]]:
     grouped: dict[int, set[str]] = {}
     for row in rows:
@@ -118,8 +122,9 @@ def _by_dimension(rows: list[dict[str, Any]], key: str) -> dict[int, frozenset[s
     return {dimension: frozenset(codes) for dimension, codes in sorted(grouped.items())}
 
 
-async def fetch_reference_codes(client: SapB1Client, *, page_size: int = 500) -> ReferenceCodes:
-    """Pull the codes rule tables are checked against, selecting only the key fields."""
+async def fetch_reference_codes(client: SapB1Client, *, page_size: int = 500, suppliers: bool = True) -> ReferenceCodes:
+    """Pull the codes rule tables are checked against, selecting only the key fields. `suppliers=False`
+    leaves out every supplier's CardCode (a run does not need them; with 100,000 partners they dominate)."""
 
     async def rows(entity: str, filter: str | None, select: str) -> list[dict[str, Any]]:
         return [row async for row in client.query(entity, filter=filter, select=select, page_size=page_size)]
@@ -130,7 +135,7 @@ async def fetch_reference_codes(client: SapB1Client, *, page_size: int = 500) ->
         rows("ProfitCenters", "Active eq 'tYES'", "CenterCode,InWhichDimension"),
         rows("Projects", "Active eq 'tYES'", "Code"),
         rows("PaymentTermsTypes", None, "GroupNumber"),
-        rows("BusinessPartners", "CardType eq 'cSupplier'", "CardCode"),
+        rows("BusinessPartners", "CardType eq 'cSupplier'", "CardCode") if suppliers else _no_rows(),
     )
     return ReferenceCodes(
         accounts=frozenset(str(r["Code"]) for r in accounts),
