@@ -224,7 +224,7 @@ async def _load_all(
                                              for s in specs if s.target.get("external_ref", "").startswith("U_")
                                              and s.target["entity"] in USER_FIELD_TABLES}):
                 await _retry_setup(lambda t=table, f=ref_field: ensure_user_field(client, t, f, "JAGGAER reference"))
-            codes = reference_code_sets(await _retry_setup(lambda: fetch_reference_codes(client)))
+            codes = reference_code_sets(await _retry_setup(lambda: fetch_reference_codes(client, suppliers=False)))
             port = SlPort(client)
             blocked: dict[str, dict[str, str]] = {}  # what a pipeline set aside: its dependants are quarantined
             for spec in specs:
