@@ -55,8 +55,13 @@ def main() -> int:
         print_report(first, console)
 
         console.rule("2. changes in JAGGAER")
+        # B1 keeps a closed order (or a fully invoiced row) as it is: change orders still open in B1
+        open_in_b1 = {d["U_JaggaerRef"] for d in b1.entities("PurchaseOrders") if d.get("U_JaggaerRef")
+                      and d["DocumentStatus"] == "bost_Open"
+                      and all(ln["LineStatus"] == "bost_Open" for ln in d["DocumentLines"])}
         orders = [po for po in jag.purchase_orders() if po["header"]["workflowStatus"] == "Completed"
-                  and po["header"]["poStatus"] == "Open"]
+                  and po["header"]["poStatus"] == "Open" and str(po["header"]["purchaseOrderId"]) in open_in_b1
+                  and po["lineList"]["purchaseOrderLine"][0].get("lineStatus") != "Cancelled"]
         changed = orders[:2]
         for po in changed:
             line = po["lineList"]["purchaseOrderLine"][0]

@@ -42,6 +42,7 @@ class Prop:
     enum: Enum | None = None
     elem: str | None = None  # element type of coll/complex
     maxlen: int | None = None
+    column: str | None = None  # database column (the metadata's `Alias`), for error tags
 
 
 @dataclass
@@ -191,16 +192,17 @@ def _parse_prop(el: ET.Element, enums: dict[str, Enum], complex_names: set[str],
     edm = el.get("Type", "Edm.String")
     raw = el.get("DefaultValue")
     writable = el.get("Writable", "true") != "false"
+    column = el.get("Alias") or name
     if edm.startswith("Collection("):
-        return Prop(name, "coll", writable=True, elem=edm[len("Collection(SAPB1."):-1])
+        return Prop(name, "coll", writable=True, elem=edm[len("Collection(SAPB1."):-1], column=column)
     if edm.startswith("SAPB1."):
         short = edm[6:]
         if short in enums:
             enum = enums[short]
-            return Prop(name, "enum", writable, _enum_default(enum, raw), enum=enum)
+            return Prop(name, "enum", writable, _enum_default(enum, raw), enum=enum, column=column)
         if short in complex_names:
-            return Prop(name, "complex", True, elem=short)
-        return Prop(name, "str", writable)
+            return Prop(name, "complex", True, elem=short, column=column)
+        return Prop(name, "str", writable, column=column)
     kind = _edm_kind(edm)
     default: Any = None
     if kind == "float":
@@ -211,7 +213,7 @@ def _parse_prop(el: ET.Element, enums: dict[str, Enum], complex_names: set[str],
         default = raw
     elif kind == "date" and raw and re.fullmatch(r"\d{8}", raw):
         default = f"{raw[:4]}-{raw[4:6]}-{raw[6:]}"
-    return Prop(name, kind, writable, default, maxlen=lengths.get(name))
+    return Prop(name, kind, writable, default, maxlen=lengths.get(name), column=column)
 
 
 @functools.lru_cache(maxsize=1)

@@ -27,6 +27,8 @@ MSG_DUP_NUMATCARD = "10001467 - There is already a record with duplicated custom
 MSG_BAD_BATCH = "Incomplete Batch Request Body!"
 MSG_BAD_JSON = "Invalid JSON format"
 MSG_TOO_LARGE = "Request body too large"
+MSG_FIELD_LOCKED = "Field cannot be updated (ODBC -1029)"
+MSG_DOC_CLOSED = "Document is already closed"
 
 
 def session_error() -> SLError:
@@ -60,6 +62,15 @@ def business(message: str, code: int = -10) -> SLError:
 def enter_valid_code(where: str) -> SLError:
     """-5002 `Enter valid code  [DocumentLines.CostingCode][line: 1]` (two spaces before the tag)."""
     return SLError(400, -5002, f"Enter valid code  {where}")
+
+
+def field_locked(where: str) -> SLError:
+    """-1029 on a field a posted document keeps: `[OPCH.DocDate], Field cannot be updated (ODBC -1029)`.
+
+    Code, text and tag-first form as a Service Layer answered a DocDate change on a posted goods
+    receipt (public integration notes, PUB S13); the status 400 and the line form are MOD.
+    """
+    return SLError(400, -1029, f"{where}, {MSG_FIELD_LOCKED}")
 
 
 def segment_not_found(name: str) -> SLError:

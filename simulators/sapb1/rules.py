@@ -3,6 +3,34 @@
 Everything here runs inside a store transaction opened by the caller, raises `SLError` with B1's
 code and message on a refused write (contract §4.3, §5.4, §8), and never mutates a stored record in
 place (copy, change, `store.put`).
+
+Document PATCH rules beyond the contract's §8.2 merge (B1's public behaviour; tags as in the contract):
+
+- Posted documents (`PurchaseInvoices`, `PurchaseDeliveryNotes`: they made journal entries and stock
+  moves) keep their amounts. Only `Comments`, `NumAtCard`, `DocDueDate` and `U_` fields change on
+  the header, only `FreeText` and `U_` fields on a line. Any other header or line field whose value
+  changes -> 400, -1029, `[OPCH.DocDate], Field cannot be updated (ODBC -1029)` (a line:
+  `[PCH1.Quantity][line: 1], ...`, the database column). Code, text and the tag-first form are
+  B1's answer to a DocDate change on a posted receipt [PUB S13]; the field list, status and line
+  form are [MOD] (real B1 may leave a few more header fields open, e.g. contact person or owner).
+  Adding rows, or deleting them with `B1S-ReplaceCollectionsOnPatch` -> 400, -10,
+  `Cannot add or delete rows of a document that has been posted` [MOD]. A difference to a posted
+  invoice is a credit memo or a new invoice.
+- A value sent equal to the stored one is no change: it is never refused.
+- A closed or cancelled document (`DocumentStatus` not `bost_Open`, by `Close`, `Cancel` or because
+  every row was copied) takes only the same free fields; any other change, added or deleted rows ->
+  400, -10, `Document is already closed` (the §8.4 text) [MOD].
+- A closed row of an open document (fully copied, or closed by PATCHing `LineStatus` `bost_Close`)
+  cannot change and cannot be reopened: -> 400, -10, `Cannot change a closed row  [DocumentLines.Quantity][line: n]`.
+  B1 greys closed rows out; a larger quantity is a new row [MOD; the alternative "grows and reopens"
+  is not what the B1 client allows].
+- `Quantity` of an open row may not fall below what target documents copied from it -> 400, -10,
+  `Quantity cannot be less than the quantity already delivered or invoiced  [DocumentLines.Quantity][line: n]`;
+  `RemainingOpenQuantity` becomes new quantity - copied, and a row reduced to exactly the copied
+  quantity closes (the header too when it was the last open row) [MOD]. The item of a partly copied
+  row cannot change (-10) [MOD].
+- Rows added to an open document are numbered as in §8.2; `[line: n]` in a PATCH error is the row's
+  1-based place in the document.
 """
 
 from __future__ import annotations
@@ -37,6 +65,9 @@ COPIED_LINE_FIELDS = (
     "WarehouseCode", "MeasureUnit", "Currency", "VatGroup",
 )
 EPS = 1e-9
+POSTED_SETS = frozenset(("PurchaseDeliveryNotes", "PurchaseInvoices"))  # documents that post to the ledger
+FREE_HEADER_FIELDS = frozenset(("Comments", "NumAtCard", "DocDueDate"))  # and every U_ field
+FREE_LINE_FIELDS = frozenset(("FreeText",))  # and every U_ field
 
 
 @functools.lru_cache(maxsize=4096)
@@ -47,6 +78,19 @@ def etag_of(data_version: int | None) -> str:
 
 def _r2(value: float) -> float:
     return round(value + 0.0, 2)
+
+
+def _free(name: str, free: frozenset[str]) -> bool:
+    """A field every document keeps editable: posted, closed or cancelled alike."""
+    return name in free or name.startswith("U_")
+
+
+def _same(have: Any, sent: Any) -> bool:
+    """A PATCH value that leaves the stored one as it is (numbers compared as numbers)."""
+    if isinstance(have, (int, float)) and isinstance(sent, (int, float)) \
+            and not isinstance(have, bool) and not isinstance(sent, bool):
+        return math.isclose(have, sent, rel_tol=1e-12, abs_tol=1e-9)
+    return have == sent
 
 
 class Rules:
@@ -626,9 +670,16 @@ class Rules:
 
     def _patch_document(self, eset: EntitySet, key: tuple, record: dict[str, Any], sent: dict[str, Any],
                         replace: bool) -> None:
+        """Header fields, then lines (§8.2), under the document PATCH rules of the module docstring."""
         if "CardCode" in sent and sent["CardCode"] != record["CardCode"]:
             raise E.business(f"Cannot change the business partner of a document  [{eset.table}.CardCode]")
         lines_sent = sent.pop("DocumentLines", None)
+        locked = [name for name in sent if not _free(name, FREE_HEADER_FIELDS)
+                  and self._header_changes(record, name, sent[name], replace)]
+        if locked and eset.name in POSTED_SETS:
+            raise E.field_locked(f"[{eset.table}.{self._column('Document', locked[0])}]")
+        if locked and record["DocumentStatus"] != "bost_Open":
+            raise E.business(E.MSG_DOC_CLOSED)
         for name, value in sent.items():
             prop = self.schema.types["Document"].props.get(name)
             if prop is not None and prop.kind == "coll":
@@ -644,49 +695,103 @@ class Rules:
             self._merge_lines(eset, key, record, lines_sent, replace)
         self._totals(record)
 
+    def _header_changes(self, record: dict[str, Any], name: str, value: Any, replace: bool) -> bool:
+        prop = self.schema.types["Document"].props.get(name)
+        if prop is not None and prop.kind == "coll":
+            return bool(value) or (replace and bool(record.get(name)))
+        if prop is not None and prop.kind == "complex":
+            current = record.get(name) or {}
+            return any(not _same(current.get(k), v) for k, v in value.items())
+        return not _same(record.get(name), value)
+
+    def _column(self, type_name: str, name: str) -> str:
+        prop = self.schema.types[type_name].props.get(name)
+        return (prop.column if prop is not None and prop.column else name)
+
     def _merge_lines(self, eset: EntitySet, key: tuple, record: dict[str, Any], lines_sent: list[dict],
                      replace: bool) -> None:
+        """§8.2 merge by `LineNum`; `[line: n]` is the line's 1-based place in the document."""
+        posted = eset.name in POSTED_SETS
+        closed = record["DocumentStatus"] != "bost_Open"
         existing = record["DocumentLines"]
         by_num = {line["LineNum"]: line for line in existing}
-        touched: set[int] = set()
-        result = [] if replace else list(existing)
-        copies: dict[tuple, float] = {}
-        for position, member in enumerate(lines_sent):
+        place = {line["LineNum"]: index + 1 for index, line in enumerate(existing)}
+        current = dict(by_num)  # a LineNum sent twice updates the same line twice
+        slots: list[Any] = [] if replace else list(existing)  # a line, or the index of an added member
+        slot_of = {} if replace else {line["LineNum"]: index for index, line in enumerate(existing)}
+        added: list[dict[str, Any]] = []
+        for member in lines_sent:
             num = member.get("LineNum")
-            tag = f"[line: {position + 1}]"
-            if num is not None and num in by_num:
-                line = dict(by_num[num])
-                copied = line["Quantity"] - line["RemainingOpenQuantity"]
-                for field in ("BaseType", "BaseEntry", "BaseLine"):
-                    if field in member and member[field] != line.get(field):
-                        raise E.business(f"Cannot change the base document of a line  [DocumentLines.{field}]{tag}")
-                line.update(member)
-                self._check_line_codes(line, tag)
-                self._line_amounts(record, line, member, tag)
-                if line["Quantity"] + EPS < copied:
-                    raise E.business(f"Quantity falls below the quantity already copied  [DocumentLines.Quantity]{tag}")
-                line["RemainingOpenQuantity"] = round(line["Quantity"] - copied, 6)
-                line["OpenAmount"] = _r2(line["RemainingOpenQuantity"] * line["Price"])
-                touched.add(num)
-                if replace:
-                    result.append(line)
-                else:
-                    result[result.index(by_num[num])] = line
+            if num is None or num not in by_num:
+                slots.append(len(added))
+                added.append({k: v for k, v in member.items() if k != "LineNum"})
+                continue
+            line = self._update_line(eset, record, current[num], member, f"[line: {place[num]}]", posted, closed)
+            current[num] = line
+            if num not in slot_of:
+                slot_of[num] = len(slots)
+                slots.append(line)
             else:
-                member = {k: v for k, v in member.items() if k != "LineNum"}
-                line = self._build_line(eset, record, member, position, copies)
+                slots[slot_of[num]] = line
+        removed = [line for line in existing if line["LineNum"] not in slot_of]
+        if (added or removed) and posted:
+            raise E.business("Cannot add or delete rows of a document that has been posted")
+        if (added or removed) and closed:
+            raise E.business(E.MSG_DOC_CLOSED)
+        if any(line["Quantity"] - line["RemainingOpenQuantity"] > EPS for line in removed):
+            raise E.business("Cannot delete a row that has been copied to a target document")
+        takes = eset.name != "Drafts"  # a draft took nothing from its base documents
+        rules_of = eset if takes else DOCUMENT_BY_ENUM.get(record.get("DocObjectCode") or "", eset)  # whose rules apply
+        if takes:
+            self._give_back_lines(removed)
+        copies: dict[tuple, float] = {}
+        result: list[dict[str, Any]] = []
+        for slot in slots:
+            if isinstance(slot, int):
+                line = self._build_line(rules_of, record, added[slot], len(result), copies)
                 line["LineNum"] = self.next_member_number(eset, key, "DocumentLines", existing, "LineNum")
                 line["DocEntry"] = key[0]
-                result.append(line)
-        if replace:
-            for line in existing:
-                if line["LineNum"] not in touched and line["Quantity"] - line["RemainingOpenQuantity"] > EPS:
-                    raise E.business("Cannot delete a row that has been copied to a target document")
-            self._give_back_lines([ln for ln in existing if ln["LineNum"] not in touched])
+                slot = line
+            result.append(slot)
         if not result:
             raise E.business("To generate this document, first define at least one document row", -5002)
         record["DocumentLines"] = result
-        self._apply_copies(copies, 1)
+        if all(line["LineStatus"] == "bost_Close" for line in result):
+            record["DocumentStatus"] = "bost_Close"
+        if takes:
+            self._apply_copies(copies, 1)
+
+    def _update_line(self, eset: EntitySet, header: dict[str, Any], old: dict[str, Any], member: dict[str, Any],
+                     tag: str, posted: bool, closed: bool) -> dict[str, Any]:
+        """One existing line under a PATCH: only what really changes is checked against the rules."""
+        changed = [f for f, v in member.items() if f != "LineNum" and not _same(old.get(f), v)]
+        locked = [f for f in changed if not _free(f, FREE_LINE_FIELDS)]
+        if locked and posted:
+            raise E.field_locked(f"[{eset.line_table}.{self._column('DocumentLine', locked[0])}]{tag}")
+        if locked and closed:
+            raise E.business(E.MSG_DOC_CLOSED)
+        if locked and old["LineStatus"] != "bost_Open":
+            raise E.business(f"Cannot change a closed row  [DocumentLines.{locked[0]}]{tag}")
+        line = {**old, **{f: member[f] for f in changed}}
+        if not locked:
+            return line
+        for field in ("BaseType", "BaseEntry", "BaseLine"):
+            if field in locked:
+                raise E.business(f"Cannot change the base document of a line  [DocumentLines.{field}]{tag}")
+        copied = old["Quantity"] - old["RemainingOpenQuantity"]
+        if "ItemCode" in locked and copied > EPS:
+            raise E.business(f"Cannot change the item of a row that has been copied to a target document  "
+                             f"[DocumentLines.ItemCode]{tag}")
+        self._check_line_codes(line, tag)
+        self._line_amounts(header, line, member, tag)
+        if line["Quantity"] + EPS < copied:
+            raise E.business("Quantity cannot be less than the quantity already delivered or invoiced  "
+                             f"[DocumentLines.Quantity]{tag}")
+        line["RemainingOpenQuantity"] = round(line["Quantity"] - copied, 6)
+        line["OpenAmount"] = _r2(line["RemainingOpenQuantity"] * line["Price"])
+        if line["RemainingOpenQuantity"] <= EPS:  # reduced to what was copied: nothing left to copy
+            line["LineStatus"] = "bost_Close"
+        return line
 
     def _give_back_lines(self, lines: list[dict[str, Any]]) -> None:
         copies: dict[tuple, float] = {}
