@@ -40,6 +40,12 @@ QUERIES: dict[str, NamedQuery] = {
         "WHERE status = 'waiting' ORDER BY pipeline, external_ref",
         "records waiting for a dependency (supplier, purchase order) or an approval",
     ),
+    "not-applied": NamedQuery(
+        "SELECT pipeline, external_ref, record_key, target_key, last_error_code, last_error, run_id, updated_at "
+        "FROM ledger WHERE status = 'not_applied' ORDER BY updated_at DESC, pipeline, external_ref",
+        "changes SAP B1 kept out of a closed, cancelled or posted document (not re-sent until the source "
+        "or the mapping changes again)",
+    ),
     "quarantine": NamedQuery(
         "SELECT pipeline, record_key, stage, reason, run_id, quarantined_at FROM quarantine "
         "WHERE resolved_at IS NULL ORDER BY quarantined_at DESC, pipeline, record_key",

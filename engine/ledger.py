@@ -1,8 +1,11 @@
 """The ledger, events, runs and crosswalk tables: what was sent, what B1 answered, what is in flight.
 
 - `ledger`    one row per (pipeline, external_ref): B1 key, fingerprint and payload of what was last
-              synced, status (pending | in_flight | synced | waiting | failed | quarantined), attempts,
-              last error. `attempt_fingerprint` is the fingerprint of the payload last *attempted*.
+              synced, status (pending | in_flight | synced | waiting | failed | quarantined |
+              not_applied), attempts, last error. `attempt_fingerprint` is the fingerprint of the payload
+              last *attempted*. `not_applied`: B1 refused the latest change because the document (or
+              some rows) is closed, cancelled or posted; `payload`/`fingerprint` are what B1 holds (the
+              part it took included), `attempt_fingerprint` the rendering it refused, `last_error` why.
 - `events`    append-only, one row per intent and per attempt's outcome: payload sent, HTTP status,
               B1 code/message/body, duration, mapping version, run id.
 - `runs`      one row per run: pipelines, start/finish, counts per outcome, mapping versions, engine version.
@@ -34,7 +37,10 @@ import pyarrow as pa
 from engine import __version__
 from engine.mapping.core import CrosswalkEntry
 
-STATUSES = ("pending", "in_flight", "synced", "waiting", "failed", "quarantined")
+STATUSES = ("pending", "in_flight", "synced", "waiting", "failed", "quarantined", "not_applied")
+# Statuses of a record B1 holds as the ledger says (key, payload, fingerprint): `not_applied` is a record
+# whose latest change B1 refused because the document (or some rows) is closed, cancelled or posted.
+HELD = ("synced", "not_applied")
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS ledger (
@@ -320,7 +326,7 @@ class Result:
     pipeline: str
     external_ref: str
     action: str  # create | update | lookup
-    status: str  # synced | failed | waiting | quarantined | in_flight (still unknown)
+    status: str  # synced | failed | waiting | quarantined | not_applied | in_flight (still unknown)
     target_key: str | None = None
     fingerprint: str | None = None  # of the full rendered payload now in B1 (synced)
     payload: Any = None  # the full rendered payload now in B1 (synced): the base of the next diff
@@ -343,6 +349,10 @@ class Result:
     # b1_message, b1_body, duration_ms), each journalled as a `retry` event before the final one.
     tries: list[Any] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # not_applied: the fingerprint of the rendering B1 refused, and whether B1 took part of the change
+    # (then `mapping_version` is recorded: it produced part of what B1 holds)
+    attempt_fingerprint: str | None = None
+    applied: bool = False
 
 
 def record_result(conn: duckdb.DuckDBPyConnection, run_id: str, results: Sequence[Result]) -> None:
@@ -374,6 +384,19 @@ def _result_rows(tx: duckdb.DuckDBPyConnection, run_id: str, results: Sequence[R
             if r.line_map is not None:
                 row["line_map"] = _json(r.line_map)
             if r.crosswalk and r.target_key is not None:
+                crosswalk[r.crosswalk] = [r.crosswalk[0], str(r.crosswalk[1]), str(r.target_key), _json(r.line_map), now]
+        elif r.status == "not_applied":
+            row.update(target_key=r.target_key, attempt_fingerprint=r.attempt_fingerprint,
+                       last_error_code=r.b1_code, last_error=r.b1_message)
+            if r.payload is not None:
+                row.update(fingerprint=r.fingerprint, payload=_json(r.payload))
+            if r.applied:
+                row["mapping_version"] = r.mapping_version
+            if r.plan_hash is not None:
+                row["plan_hash"] = r.plan_hash
+            if r.line_map is not None:
+                row["line_map"] = _json(r.line_map)
+            if r.crosswalk and r.target_key is not None and r.line_map is not None:
                 crosswalk[r.crosswalk] = [r.crosswalk[0], str(r.crosswalk[1]), str(r.target_key), _json(r.line_map), now]
         else:
             row.update(last_error_code=r.b1_code, last_error=r.b1_message)
@@ -409,7 +432,8 @@ def _result_rows(tx: duckdb.DuckDBPyConnection, run_id: str, results: Sequence[R
 
 @dataclass(frozen=True)
 class Unchanged:
-    """A synced record planned again without a write: B1 already holds what it renders to now."""
+    """A synced record planned again without a write: B1 already holds what it renders to now (or, with
+    status `not_applied`, the rendering is the one B1 refused before: nothing new to send)."""
 
     pipeline: str
     external_ref: str
@@ -417,6 +441,7 @@ class Unchanged:
     mapping_version: str | None = None  # recorded only with a new fingerprint (else it names the version synced)
     fingerprint: str | None = None  # with `payload`: a new rendering whose diff was empty (e.g. removals only)
     payload: Any = None
+    status: str = "synced"
 
 
 def refresh_synced(conn: duckdb.DuckDBPyConnection, items: Sequence[Unchanged]) -> None:
@@ -426,11 +451,13 @@ def refresh_synced(conn: duckdb.DuckDBPyConnection, items: Sequence[Unchanged]) 
     now = _now()
     rows = []
     for u in items:
-        row: dict[str, Any] = {"pipeline": u.pipeline, "external_ref": u.external_ref, "status": "synced",
+        row: dict[str, Any] = {"pipeline": u.pipeline, "external_ref": u.external_ref, "status": u.status,
                                "plan_hash": u.plan_hash, "updated_at": now}
+        if u.status == "synced":  # B1 holds what the record renders to: an earlier hold-back is over
+            row.update(last_error_code=None, last_error=None)
         if u.fingerprint is not None:  # the stored payload is now this mapping version's rendering
             row.update(fingerprint=u.fingerprint, attempt_fingerprint=u.fingerprint, payload=_json(u.payload),
-                       mapping_version=u.mapping_version, last_error_code=None, last_error=None)
+                       mapping_version=u.mapping_version)
         rows.append(row)
     with _Tx(conn) as tx:
         have = _columns(tx, "ledger")
@@ -462,14 +489,14 @@ def _mark(conn: duckdb.DuckDBPyConnection, run_id: str | None, status: str, mark
             for start in range(0, len(refs), 1000):
                 chunk = refs[start:start + 1000]
                 existing.update(tx.execute(
-                    f"SELECT pipeline, external_ref FROM ledger WHERE status IN ('synced', 'in_flight') AND pipeline = ? "
+                    f"SELECT pipeline, external_ref FROM ledger WHERE status IN ('synced', 'not_applied', 'in_flight') AND pipeline = ? "
                     f"AND external_ref IN ({', '.join('?' for _ in chunk)})", [pipeline, *chunk]).fetchall())
         rows = []
         for m in marks:
             row: dict[str, Any] = {"pipeline": m.pipeline, "external_ref": m.external_ref, "last_error_code": m.code,
                                    "last_error": m.reason, "updated_at": now, "run_id": run_id}
-            # A synced record keeps its status (B1 holds its last good version); an in-flight one stays in
-            # flight until it is resolved in B1. Both only note why the new version is held back.
+            # A synced (or not_applied) record keeps its status (B1 holds its last good version); an in-flight
+            # one stays in flight until it is resolved in B1. Both only note why the new version is held back.
             if (m.pipeline, m.external_ref) not in existing:
                 row.update(status=status, created_at=now)
                 if m.mapping_version is not None:

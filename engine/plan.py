@@ -8,6 +8,7 @@ was last synced for its external reference:
 - different                            -> update with ONLY the changed fields (a PATCH body)
 - the mapping says wait / quarantine / not applicable -> wait / quarantine / ignore
 - B1 refused exactly this payload before -> failed (a run does not re-send it; `replay` does)
+- B1 refused exactly this payload because the document is closed -> skip (held: not applied, not re-sent)
 - an intent left in flight by a crash   -> create/update with `resume` (look it up in B1 first)
 
 PATCH semantics (contract §8.2): properties not sent stay unchanged; collections are MERGED: a member
@@ -154,6 +155,35 @@ def _diff_members(old: list[Any], new: list[Any], path: str, name: str, line_map
     return members, changes
 
 
+def apply_patch(before: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """`before` with a PATCH body of `diff` applied as B1 merges it (§8.2): fields set, nested objects
+    merged, collection members matched by `_key` (their B1 number, e.g. LineNum, is not kept: payloads
+    carry none) and updated, the others appended. `apply_patch(a, diff(a, b)[0])` is `b`, but for what
+    `diff` never sends (removals)."""
+    out = dict(before)
+    for name, value in patch.items():
+        old = out.get(name)
+        if isinstance(value, Mapping) and isinstance(old, Mapping) and not name.startswith("_"):
+            out[name] = apply_patch(old, value)
+        elif isinstance(value, list) and isinstance(old, list) and _keyed(value):
+            number = MEMBER_NUMBER.get(name)
+            members = [dict(m) if isinstance(m, Mapping) else m for m in old]
+            at = {str(m["_key"]): i for i, m in enumerate(members) if isinstance(m, Mapping) and "_key" in m}
+            for member in value:
+                key = str(member["_key"])
+                if key in at:
+                    previous = members[at[key]]
+                    members[at[key]] = apply_patch(previous, {k: v for k, v in member.items()
+                                                              if k != number or k in previous})
+                else:
+                    at[key] = len(members)
+                    members.append({k: v for k, v in member.items() if k != number})
+            out[name] = members
+        else:
+            out[name] = value
+    return out
+
+
 # ---------------------------------------------------------------- the plan
 
 
@@ -176,6 +206,7 @@ class PlanItem:
     resume: bool = False  # an intent of an interrupted run: look it up in B1 before sending
     attempted: bool = False  # a write of this reference was sent (or about to be) in an earlier run
     plan_hash: str | None = None  # of the staged record and mapping version (the ledger keeps it: not re-planned)
+    held: bool = False  # skip: B1 refused this very rendering (closed document), the ledger keeps `not_applied`
 
     @property
     def body(self) -> dict[str, Any] | None:
@@ -279,6 +310,9 @@ def compare(item: PlanItem, payload: dict[str, Any], row: Any, *, replay: bool =
         item.action = "create"
     elif _get(row, "fingerprint") == fp and status != "in_flight":
         item.action = "skip"
+    elif status == "not_applied" and _get(row, "attempt_fingerprint") == fp and not replay:
+        item.action, item.held = "skip", True
+        item.reason = f"not applied: {_get(row, 'last_error') or 'the document is closed in SAP B1'}"
     else:
         item.line_map = _get(row, "line_map") or {}
         patch, changes = diff(_get(row, "payload") or {}, payload, line_map=item.line_map)
@@ -337,9 +371,10 @@ def plan_hashes(conn: Any, pipeline: str, mapping_version: str, *, keys: Iterabl
                 changed_only: bool = False) -> dict[str, str]:
     """Staged key -> hash of (staged record, mapping version): what a record was planned from.
 
-    With `changed_only`: only the records a run must plan — those whose ledger row is not `synced` from
-    exactly this hash (new, changed at the source, planned with another mapping version, waiting,
-    failed, quarantined, in flight, or left out by the mapping's `skip_unless`)."""
+    With `changed_only`: only the records a run must plan — those whose ledger row is not `synced` (or
+    `not_applied`: B1 refused the change on a closed document) from exactly this hash (new, changed at the
+    source, planned with another mapping version, waiting, failed, quarantined, in flight, or left out by
+    the mapping's `skip_unless`)."""
     from engine import ledger
     from engine.staging import table
 
@@ -349,8 +384,9 @@ def plan_hashes(conn: Any, pipeline: str, mapping_version: str, *, keys: Iterabl
         sql += " WHERE id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(sorted({str(k) for k in keys}))
     if changed_only and ledger.has_table(conn, "ledger"):
+        held = ", ".join(f"'{status}'" for status in ledger.HELD)
         sql = (f"SELECT s.id, s.h FROM ({sql}) s WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE l.pipeline = ? "
-               "AND l.record_key = s.id AND l.status = 'synced' AND l.plan_hash = s.h)")
+               f"AND l.record_key = s.id AND l.status IN ({held}) AND l.plan_hash = s.h)")
         params.append(pipeline)
     return dict(conn.execute(sql, params).fetchall())
 

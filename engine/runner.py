@@ -55,7 +55,7 @@ class Progress:
 class Failure:
     pipeline: str
     ref: str
-    status: str  # failed | waiting | quarantined
+    status: str  # failed | waiting | quarantined | not_applied (B1 keeps a closed/posted document as it is)
     code: str | None
     message: str
 
@@ -75,6 +75,10 @@ class PipelineReport:
     def failed(self) -> int:
         return sum(1 for p in self.problems if p.status == "failed")
 
+    @property
+    def not_applied(self) -> int:
+        return sum(1 for p in self.problems if p.status == "not_applied")
+
 
 @dataclass
 class RunReport:
@@ -82,6 +86,9 @@ class RunReport:
     started_at: datetime
     pipelines: list[PipelineReport] = field(default_factory=list)
     extracted: dict[str, int] = field(default_factory=dict)
+    # records this run's extraction set aside (they failed the source schema): count per pipeline, and named
+    extract_quarantined: dict[str, int] = field(default_factory=dict)
+    extract_problems: list[Failure] = field(default_factory=list)
     aborted: str | None = None
     seconds: float = 0.0
 
@@ -91,7 +98,7 @@ class RunReport:
 
     @property
     def problems(self) -> list[Failure]:
-        return [f for p in self.pipelines for f in p.problems]
+        return [*self.extract_problems, *(f for p in self.pipelines for f in p.problems)]
 
     @property
     def rule_problems(self) -> list[str]:
@@ -99,7 +106,7 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """No abort and no failed record (waiting and quarantined records are reported, not errors)."""
+        """No abort and no failed record (waiting, quarantined and not applied records are reported, not errors)."""
         return self.aborted is None and not any(f.status == "failed" for f in self.problems)
 
 
@@ -141,7 +148,9 @@ def run_pipelines(
     started = time.monotonic()
     notify = progress or (lambda _p: None)
     if extract and specs:
-        report.extracted = _extract(project, [s.name for s in specs], notify)
+        report.extracted = _extract(project, [s.name for s in specs], notify, report.run_id)
+        report.extract_problems = _extract_quarantine(project, report.run_id)
+        report.extract_quarantined = dict(Counter(f.pipeline for f in report.extract_problems))
     asyncio.run(_load_all(project, specs, report, refs, notify, concurrency, kind))
     report.seconds = time.monotonic() - started
     return report
@@ -169,16 +178,27 @@ def _new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
 
-def _extract(project: Any, names: list[str], notify: ProgressFn) -> dict[str, int]:
+def _extract(project: Any, names: list[str], notify: ProgressFn, run_id: str) -> dict[str, int]:
     from engine.extract import extract_pipelines
 
     def on_progress(pipeline: str, done: int, total: int | None) -> None:
         notify(Progress(pipeline, "extract", done, total or 0))
 
-    counts = _extracted_counts(extract_pipelines(project, names, progress=on_progress))
+    counts = _extracted_counts(extract_pipelines(project, names, progress=on_progress, run_id=run_id))
     for name, count in counts.items():
         notify(Progress(name, "extract", done=count, total=count, message=f"{count} records read"))
     return counts
+
+
+def _extract_quarantine(project: Any, run_id: str) -> list[Failure]:
+    """The records this run's extraction set aside (stage extract: a detail read J1P refused; validate:
+    the record failed the source schema) and still open, named with the reason."""
+    with db.connect(project.state_path) as conn:
+        quarantine.ensure_table(conn)
+        rows = conn.execute(
+            "SELECT pipeline, record_key, stage, reason FROM quarantine WHERE run_id = ? AND resolved_at IS NULL "
+            "AND stage IN ('extract', 'validate') ORDER BY pipeline, record_key", [run_id]).fetchall()
+    return [Failure(pipeline, key, "quarantined", stage, reason) for pipeline, key, stage, reason in rows]
 
 
 def _extracted_counts(results: Any) -> dict[str, int]:
@@ -257,8 +277,10 @@ def _run_counts(report: RunReport) -> dict[str, int]:
     for p in report.pipelines:
         s = p.stats
         counts.update(created=s.created, updated=s.updated, adopted=s.adopted, failed=s.failed,
-                      waiting=s.waiting, writes=s.writes, lookups=s.lookups, rule_problems=len(p.rule_problems))
+                      waiting=s.waiting, not_applied=s.not_applied, writes=s.writes, lookups=s.lookups,
+                      rule_problems=len(p.rule_problems))
         counts.update({f"planned_{k}": v for k, v in p.planned.items()})
+    counts.update(quarantined_extract=sum(report.extract_quarantined.values()))
     return dict(counts)
 
 
@@ -347,7 +369,8 @@ class PipelineRun:
         marks = [ledger.Mark(name, i.external_ref, i.reason or "quarantined", "mapping", i.record_key,
                              i.mapping_version) for i in held]
         unchanged = [ledger.Unchanged(name, i.external_ref, i.plan_hash, i.mapping_version,
-                                      *((i.fingerprint, i.payload) if i.changes else ()))
+                                      *((i.fingerprint, i.payload) if i.changes else (None, None)),
+                                      status="not_applied" if i.held else "synced")
                      for i in plan.items if i.action in ("skip", "ignore") and i.target_key and i.plan_hash]
         rendered = {i.record_key for i in plan.items if i.action != "quarantine" and i.record_key}
         if not (waits or marks or unchanged or rendered):

@@ -50,14 +50,16 @@ class Display:
 
 def summary_table(report: RunReport) -> Table:
     table = Table(title=f"run {report.run_id} ({report.seconds:.1f}s)")
-    for col in ("pipeline", "read", "create", "update", "skip", "wait", "quar.", "created", "updated", "found",
-                "failed", "writes"):
+    # invalid: records the extraction set aside (source schema); not appl.: changes B1 kept out of a
+    # closed, cancelled or posted document (reported below, not failures)
+    for col in ("pipeline", "read", "invalid", "create", "update", "skip", "wait", "quar.", "created", "updated",
+                "found", "not appl.", "failed", "writes"):
         table.add_column(col, justify="left" if col == "pipeline" else "right")
     for p in report.pipelines:
         s = p.stats
-        table.add_row(p.name, str(report.extracted.get(p.name, "-")), *(str(p.planned.get(k, 0)) for k in
-                      ("create", "update", "skip", "wait", "quarantine")),
-                      str(s.created), str(s.updated), str(s.adopted), str(s.failed), str(s.writes))
+        table.add_row(p.name, str(report.extracted.get(p.name, "-")), str(report.extract_quarantined.get(p.name, 0)),
+                      *(str(p.planned.get(k, 0)) for k in ("create", "update", "skip", "wait", "quarantine")),
+                      str(s.created), str(s.updated), str(s.adopted), str(s.not_applied), str(s.failed), str(s.writes))
     return table
 
 
@@ -70,7 +72,8 @@ def print_report(report: RunReport, console: Console) -> None:
         console.print(f"  {problem.status:<11} {problem.pipeline} {problem.ref}{code}: {problem.message}",
                       markup=False, highlight=False)
     if len(report.problems) > 50:
-        console.print(f"  … and {len(report.problems) - 50} more (ml-connector audit failures)")
+        console.print(f"  … and {len(report.problems) - 50} more (ml-connector audit failures, quarantine, "
+                      "not-applied)")
     if report.aborted:
         console.print(f"run aborted: {report.aborted}", markup=False)
 

@@ -25,10 +25,12 @@ from typing import Any
 import orjson
 
 from engine import db, ledger
+from engine.load.closed import has_content
 from engine.load.executor import Journal
 from engine.load.links import PoKeys
 from engine.load.model import Action, Operation, Outcome, Status, Target
 from engine.mapping.core import CrosswalkEntry, strip_reserved
+from engine.plan import apply_patch, fingerprint
 
 LINES = "DocumentLines"
 KEY_FIELDS = {"BusinessPartners": "CardCode"}
@@ -132,7 +134,7 @@ class LedgerJournal(Journal):
             table = self.crosswalk.setdefault(self.crosswalk_type, {})
             for o in outcomes:
                 xkey = o.op.context.get("crosswalk_key")
-                if o.status is Status.SYNCED and xkey:
+                if o.status in (Status.SYNCED, Status.NOT_APPLIED) and xkey and o.key is not None:
                     table[str(xkey)] = CrosswalkEntry(str(o.key), self._line_map(o))
         due = len(self._buffer) >= self.flush_every or time.monotonic() - self._last_write > self.flush_seconds
         if due and (self._pending is None or self._pending.done()):
@@ -163,37 +165,63 @@ class LedgerJournal(Journal):
     def _write_batch(self, intents: list[ledger.Intent], outcomes: list[Outcome]) -> None:
         for intent in intents:
             intent.payload = strip_reserved(intent.payload)
-        results = [self._result(o) for o in outcomes]
         with db.connect(self.state, wait_seconds=60) as conn:  # outcomes first: they are older
             conn.execute("SET threads = 1")
+            results = [self._result(o, held) for o, held in zip(outcomes, self._held(conn, outcomes), strict=True)]
             ledger.record_batch(conn, self.run_id, results, intents)
         self.batches += 1
+
+    @staticmethod
+    def _held(conn: Any, outcomes: list[Outcome]) -> list[dict[str, Any] | None]:
+        """Per outcome, for a change not applied: what B1 now holds — the payload last synced (the ledger's)
+        with the part B1 took applied over it. None for the others (and when the ledger has no payload)."""
+        wanted: dict[str, set[str]] = {}
+        for o in outcomes:
+            if o.status is Status.NOT_APPLIED:
+                wanted.setdefault(o.op.pipeline, set()).add(o.op.ref)
+        if not wanted:
+            return [None] * len(outcomes)
+        rows = {(p, ref): row for p, refs in wanted.items() for ref, row in ledger.ledger_rows(conn, p, refs).items()}
+        out: list[dict[str, Any] | None] = []
+        for o in outcomes:
+            row = rows.get((o.op.pipeline, o.op.ref)) if o.status is Status.NOT_APPLIED else None
+            out.append(apply_patch(row.payload, o.applied or {}) if row is not None and row.payload is not None else None)
+        return out
 
     def _line_map(self, o: Outcome) -> dict[str, int] | None:
         return o.lines if o.lines is not None else o.op.context.get("line_map")
 
-    def _result(self, o: Outcome) -> ledger.Result:
+    def _result(self, o: Outcome, held: dict[str, Any] | None = None) -> ledger.Result:
         op = o.op
         last = o.last
         status = o.status.value
         if o.error_code == "unresolved":
             status = "in_flight"  # B1 could not be asked whether it landed: the next run resolves it
         sent = None if id(op.payload) in self._intent_bodies or not o.writes else strip_reserved(op.payload)
-        return ledger.Result(
+        kept = o.ok or o.status is Status.NOT_APPLIED  # B1 holds the record: its key and line map stand
+        result = ledger.Result(
             op.pipeline, op.ref, op.action.value, status,
             target_key=None if o.key is None else str(o.key),
             fingerprint=op.fingerprint if o.ok else None,
             payload=(op.full_payload or op.payload) if o.ok else None,
-            sent=sent, mapping_version=op.mapping_version, line_map=self._line_map(o) if o.ok else None,
+            sent=sent, mapping_version=op.mapping_version, line_map=self._line_map(o) if kept else None,
             crosswalk=(self.crosswalk_type, str(op.context["crosswalk_key"]))
-            if o.ok and self.crosswalk_type and op.context.get("crosswalk_key") else None,
+            if kept and self.crosswalk_type and op.context.get("crosswalk_key") else None,
             http_status=last.http_status if last else None,
             b1_code=o.error_code if not o.ok else None, b1_message=o.error_message if not o.ok else None,
             b1_body=_body(last.b1_body) if last else None, duration_ms=last.duration_ms if last else None,
             writes=o.writes, attempts=o.attempts, adopted=o.adopted, record_key=op.context.get("record_key"),
-            target_entity=self.target.entity_set, plan_hash=op.context.get("plan_hash") if o.ok else None,
+            target_entity=self.target.entity_set, plan_hash=op.context.get("plan_hash") if kept else None,
             tries=[dataclasses.replace(t, b1_body=_body(t.b1_body)) for t in o.tries],
         )
+        if o.status is Status.NOT_APPLIED:
+            # The ledger keeps what B1 holds (the base of the next diff) and the rendering B1 refused: the
+            # next run passes over the record until the source or the mapping renders something else.
+            result.attempt_fingerprint = op.fingerprint
+            result.applied = has_content(o.applied or {})
+            if held is not None:
+                result.payload, result.fingerprint = held, fingerprint(held)
+        return result
 
 
 def _body(raw: Any) -> Any:

@@ -28,6 +28,7 @@ from typing import Any
 
 from engine.errors import ConnectorError
 from engine.load.classify import ErrorClass, classify, error_fields
+from engine.load.closed import Split, same, select_for, split_patch
 from engine.load.model import Action, Attempt, LoadStats, Operation, Outcome, Status, Target
 from engine.load.port import B1Port
 from engine.mapping.core import strip_reserved
@@ -273,6 +274,8 @@ class Loader:
             return Outcome(op, Status.SYNCED, key=op.key, lines=await self._lines_after_patch(op), adopted=True)
         tries: list[Attempt] = []
         body = strip_reserved(op.payload)
+        split: Split | None = None  # set once B1 refused a change to closed ground: the rest is re-sent
+        refusal: Attempt | None = None
         for attempt in range(1, self.retry.attempts + 1):
             started = time.monotonic()
             try:
@@ -284,19 +287,56 @@ class Loader:
                 if kind is ErrorClass.CONFLICT and attempt == 1:
                     tries.append(answer)
                     continue  # re-apply the change once (we send no If-Match, so this is rare)
+                if kind is ErrorClass.BUSINESS and answer.http_status == 400 and split is None and target.lines_field:
+                    split = await self._split_refused(op)
+                    if split is not None:  # the document (or some rows) is closed, cancelled or posted
+                        refusal = answer
+                        if not split.send:
+                            return self._not_applied(op, split, refusal, writes, attempt, answer, tries)
+                        tries.append(answer)
+                        op.payload = split.send  # journalled with the outcome: the body that was sent last
+                        body = strip_reserved(op.payload)
+                        continue
                 if kind is not ErrorClass.TRANSIENT:
                     return self._failed(op, exc, writes, attempt, answer, tries)
                 await asyncio.sleep(self.retry.delay(attempt))
                 if await self._applied(op):  # the PATCH landed, its answer was lost
-                    return Outcome(op, Status.SYNCED, key=op.key, lines=await self._lines_after_patch(op),
-                                   writes=writes, attempts=attempt, last=answer, tries=tries)
+                    return await self._patched(op, split, refusal, writes, attempt, answer, tries)
                 tries.append(answer)
                 last = exc
                 continue
-            return Outcome(op, Status.SYNCED, key=op.key, lines=await self._lines_after_patch(op),
-                           writes=writes, attempts=attempt, last=Attempt(204, duration_ms=_ms(started)), tries=tries)
+            return await self._patched(op, split, refusal, writes, attempt, Attempt(204, duration_ms=_ms(started)), tries)
         final = tries.pop()
         return self._failed(op, last, writes, self.retry.attempts, final, tries, note=" (gave up after retries)")
+
+    async def _patched(self, op: Operation, split: Split | None, refusal: Attempt | None, writes: int, attempts: int,
+                       answer: Attempt, tries: list[Attempt]) -> Outcome:
+        """A PATCH that landed: synced, or — after a refusal on closed ground — the rest applied."""
+        lines = await self._lines_after_patch(op)
+        if split is None or refusal is None:
+            return Outcome(op, Status.SYNCED, key=op.key, lines=lines, writes=writes, attempts=attempts, last=answer,
+                           tries=tries)
+        outcome = self._not_applied(op, split, refusal, writes, attempts, answer, tries)
+        outcome.lines = lines
+        return outcome
+
+    def _not_applied(self, op: Operation, split: Split, refusal: Attempt, writes: int, attempts: int,
+                     answer: Attempt, tries: list[Attempt]) -> Outcome:
+        return Outcome(op, Status.NOT_APPLIED, key=op.key, error_code=refusal.b1_code,
+                       error_message=split.message(refusal.b1_message), writes=writes, attempts=attempts,
+                       last=answer, tries=tries, applied=split.applied, lines=op.context.get("line_map"))
+
+    async def _split_refused(self, op: Operation) -> Split | None:
+        """After a 400 to a document PATCH: re-read the document's state and split the PATCH by what B1 can
+        still take (`engine.load.closed`). None when nothing is closed where the PATCH goes (or the document
+        cannot be read): the refusal stands, the record fails with B1's answer."""
+        target = self._target
+        lines_field = target.lines_field or ""
+        try:
+            doc = await self._get(op.key, select_for(op.payload, target.key_field, lines_field))
+        except Unresolved:
+            return None
+        return split_patch(target.entity_set, op.payload, doc, lines_field=lines_field)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -372,7 +412,7 @@ class Loader:
         fields = [f for f in payload if f != target.lines_field]
         select = [target.key_field, *fields] + ([target.lines_field] if target.lines_field in payload else [])
         entity = await self._get(op.key, select)
-        if any(not _same(entity.get(f), payload[f]) for f in fields):
+        if any(not same(entity.get(f), payload[f]) for f in fields):
             return False
         if target.lines_field and target.lines_field in payload:
             current = {line.get("LineNum"): line for line in entity.get(target.lines_field) or []}
@@ -381,9 +421,9 @@ class Loader:
             for sent in payload[target.lines_field]:
                 if "LineNum" in sent:
                     have = current.get(sent["LineNum"], {})
-                    if any(not _same(have.get(k), v) for k, v in sent.items()):
+                    if any(not same(have.get(k), v) for k, v in sent.items()):
                         return False
-                elif not any(all(_same(line.get(k), v) for k, v in sent.items()) for line in appended):
+                elif not any(all(same(line.get(k), v) for k, v in sent.items()) for line in appended):
                     return False
         return True
 
@@ -413,19 +453,3 @@ def _settled(outcome: Outcome, answer: Attempt, tries: list[Attempt]) -> Outcome
 
 def _ms(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 2)
-
-
-def _same(have: Any, sent: Any) -> bool:
-    if isinstance(sent, list) and isinstance(have, list):  # collection members (addresses…): each sent one is there
-        return all(any(_same(h, m) for h in have) for m in sent)
-    if isinstance(sent, dict) and isinstance(have, dict):
-        return all(_same(have.get(k), v) for k, v in sent.items())
-    if isinstance(sent, int | float) and not isinstance(sent, bool):
-        try:
-            return abs(float(have) - float(sent)) < 1e-6
-        except (TypeError, ValueError):
-            return False
-    if isinstance(sent, str) and isinstance(have, str) and len(sent) == 10 and have.startswith(sent):
-        return True  # dates: "2024-05-02" sent, "2024-05-02T00:00:00Z" read back
-    return have == sent
-

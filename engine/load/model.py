@@ -19,6 +19,9 @@ class Status(StrEnum):
     FAILED = "failed"
     WAITING = "waiting"
     QUARANTINED = "quarantined"
+    # B1 refused the change because the document (or some of its rows) is closed, cancelled or posted:
+    # what it could take was applied, the rest is recorded as not applied (not failed, not re-sent).
+    NOT_APPLIED = "not_applied"
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class Outcome:
     attempts: int = 0
     last: Attempt | None = None  # the answer that settled it (status, B1's body on an error, duration)
     tries: list[Attempt] = field(default_factory=list)  # earlier answers that did not (transient faults)
+    applied: dict[str, Any] | None = None  # NOT_APPLIED: the part of the PATCH B1 took or holds (reserved keys kept)
 
     @property
     def ok(self) -> bool:
@@ -96,6 +100,7 @@ class LoadStats:
     adopted: int = 0
     failed: int = 0
     waiting: int = 0
+    not_applied: int = 0  # changes B1 refused because the document or row is closed, cancelled or posted
     writes: int = 0
     lookups: int = 0
     retries: int = 0
@@ -112,5 +117,7 @@ class LoadStats:
                 self.updated += 1
         elif outcome.status is Status.WAITING:
             self.waiting += 1
+        elif outcome.status is Status.NOT_APPLIED:
+            self.not_applied += 1
         else:
             self.failed += 1
