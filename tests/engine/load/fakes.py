@@ -28,6 +28,7 @@ class FakeB1:
         self.error_rate, self.drop_after_rate, self.drop_before_rate = error_rate, drop_after_rate, drop_before_rate
         self.business: dict[str, FakeError] = {}  # ref -> error answered to its create
         self.creates = self.patches = self.lookups = 0
+        self.patched: list[dict[str, Any]] = []  # bodies of the PATCHes B1 took
         self.fail_reads = 0  # next N reads answer 503 (after `reads_ok` more successful reads)
         self.reads_ok = 0
         self.latency = 0.0  # seconds per write
@@ -67,6 +68,8 @@ class FakeB1:
         if key not in self.docs:
             raise FakeError(404, -2028, "No matching records found (ODBC -2028)")
         doc = self.docs[key]
+        _refuse_on_closed_ground(entity_set, doc, payload)
+        self.patched.append(payload)
         for name, value in payload.items():
             if name == "DocumentLines":
                 for line in value:
@@ -103,3 +106,42 @@ class FakeB1:
 
     def refs(self) -> list[str]:
         return [doc["U_JaggaerRef"] for doc in self.docs.values()]
+
+
+# B1's rules for documents that are done (as simulators/sapb1/rules.py enforces them): a posted document
+# (A/P invoice) and a closed or cancelled one take only free fields; a closed row takes no other change.
+FREE_HEADER = {"Comments", "NumAtCard", "DocDueDate"}
+FREE_LINE = {"FreeText"}
+
+
+def _free(name: str, free: set[str]) -> bool:
+    return name in free or name.startswith("U_")
+
+
+def _refuse_on_closed_ground(entity_set: str, doc: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Raise B1's answer when the PATCH changes something the document's state keeps (checked before
+    anything is applied: a refused PATCH changes nothing)."""
+    posted = entity_set == "PurchaseInvoices"
+    closed = doc.get("DocumentStatus", "bost_Open") != "bost_Open"
+    for name, value in payload.items():
+        if name == "DocumentLines" or _free(name, FREE_HEADER) or doc.get(name) == value:
+            continue
+        if posted:
+            raise FakeError(400, -1029, f"[OPCH.{name}], Field cannot be updated (ODBC -1029)")
+        if closed:
+            raise FakeError(400, -10, "Document is already closed")
+    for place, line in enumerate(payload.get("DocumentLines", []), start=1):
+        if "LineNum" not in line:
+            if posted or closed:
+                raise FakeError(400, -10, "Document is already closed")
+            continue
+        row = doc["DocumentLines"][line["LineNum"]]
+        changed = [k for k, v in line.items() if k != "LineNum" and row.get(k) != v and not _free(k, FREE_LINE)]
+        if not changed:
+            continue
+        if posted:
+            raise FakeError(400, -1029, f"[PCH1.{changed[0]}][line: {place}], Field cannot be updated (ODBC -1029)")
+        if closed:
+            raise FakeError(400, -10, "Document is already closed")
+        if row.get("LineStatus", "bost_Open") != "bost_Open":
+            raise FakeError(400, -10, f"Cannot change a closed row  [DocumentLines.{changed[0]}][line: {place}]")
