@@ -9,6 +9,8 @@ a tenant with a broken integration would send them).
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 import simulators.jaggaer.render as jaggaer_render
@@ -34,6 +36,17 @@ def serve_with(monkeypatch, name: str, record_id: int, change) -> None:
         return out
 
     monkeypatch.setattr(jaggaer_render, name, render)
+
+
+def summary_lines(report) -> list[str]:
+    """What `ml-connector run` prints after a run (the summary table and the problems)."""
+    from rich.console import Console
+
+    from engine.cli.run import print_report
+
+    out = io.StringIO()
+    print_report(report, Console(file=out, width=250))
+    return out.getvalue().splitlines()
 
 
 def po_ref(po: dict) -> str:
@@ -100,6 +113,13 @@ def test_bad_records_are_set_aside_with_a_clear_message_and_the_rest_lands(stack
     [extract_entry] = [q for q in stack.audit("quarantine") if q["stage"] == "validate"]
     assert (extract_entry["pipeline"], extract_entry["record_key"]) == ("invoices", inv_ref(bad_format))
     assert "header.invoiceDate" in extract_entry["reason"] and "11/07/2026" in extract_entry["reason"]
+    # ... and the run report names it too, counted per pipeline, as does `ml-connector run`'s summary
+    message = reason("invoices", inv_ref(bad_format))
+    assert problems[("invoices", inv_ref(bad_format))].code == "validate" and message == extract_entry["reason"]
+    assert report.extract_quarantined == {"invoices": 1}
+    summary = summary_lines(report)
+    assert any(line.startswith("│ invoices ") and line.split("│")[3].strip() == "1" for line in summary), summary
+    assert any(f"quarantined invoices {inv_ref(bad_format)} [validate]: " in line for line in summary), summary
     # orders naming a supplier that is not in SAP B1 and is not coming: quarantined, naming the supplier and why
     for order, supplier, why in ((orphans[0], no_vendor_number, "no ERP vendor number"),
                                  (orphans[1], legacy_number, "longer than SAP B1's 15")):
