@@ -67,28 +67,46 @@ def test_every_attempt_is_an_event_with_b1s_status_body_and_duration(tmp_path):
 READER = """
 import sys, time
 from engine import db
-with db.connect(sys.argv[1], read_only=True, wait_seconds=5) as conn:
+with db.connect(sys.argv[1], read_only=True, wait_seconds=60) as conn:
     print(conn.execute("SELECT count(*) FROM events").fetchone()[0])
 """
 
 
 def test_another_process_reads_the_state_file_during_a_run(tmp_path):
+    """The journal opens the state file per batch: a reader in another process gets in while the run goes
+    on. The run cannot end before the reader has had its look (the last creates wait for it), so a slow
+    start of the reader on a busy machine cannot make the run finish first."""
     state = tmp_path / "state.duckdb"
     b1 = FakeB1()
-    b1.latency = 0.04  # 300 creates at concurrency 8: ~1.5 s of sending, in batches of 10
+    b1.latency = 0.02  # 300 creates at concurrency 8, in batches of 10: the journal writes all along
 
     async def go() -> tuple[int, bool]:
+        reader_done = asyncio.Event()
+        sent = 0
+        original = b1.create
+
+        async def create(entity_set, payload):
+            nonlocal sent
+            sent += 1
+            if sent > 250:  # the tail of the run waits until the reader has read
+                await reader_done.wait()
+            return await original(entity_set, payload)
+
+        b1.create = create
         journal = LedgerJournal(state, "run-1", TARGET, "purchase_orders", {}, flush_seconds=0.05)
         loader = Loader(b1, journal, retry=FAST, chunk=10)
         task = asyncio.create_task(loader.load(TARGET, creates(300)))
-        while not state.exists() or not journal.batches:
-            await asyncio.sleep(0.01)
-        reader = await asyncio.create_subprocess_exec(sys.executable, "-c", READER, str(state),
-                                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = await reader.communicate()
-        still_loading = not task.done()
-        await task
-        journal.close()
+        try:
+            while not state.exists() or not journal.batches:
+                await asyncio.sleep(0.01)
+            reader = await asyncio.create_subprocess_exec(sys.executable, "-c", READER, str(state),
+                                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            out, err = await asyncio.wait_for(reader.communicate(), timeout=120)
+            still_loading = not task.done()
+        finally:
+            reader_done.set()
+            await task
+            journal.close()
         assert reader.returncode == 0, err.decode()
         return int(out), still_loading
 
