@@ -12,6 +12,9 @@ The state machine of one create:
 
 An update is a PATCH of the changed fields only; after a transient failure the entity is re-read
 and the fields compared before anything is re-sent (a PATCH that appends lines is not harmless).
+After a 400 business answer to a document PATCH the document's state is re-read: what B1 keeps on a
+closed, cancelled or posted document (or a closed row) is left out, the rest is re-sent once, and the
+outcome is NOT_APPLIED (`engine.load.closed`); when nothing is closed there, the record fails.
 Lookups (reads) are retried with back-off; if the state of a write stays unknown the intent is left
 in flight and the next run resolves it by looking the reference up first.
 """
