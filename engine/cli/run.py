@@ -50,16 +50,23 @@ class Display:
 
 def summary_table(report: RunReport) -> Table:
     table = Table(title=f"run {report.run_id} ({report.seconds:.1f}s)")
-    # invalid: records the extraction set aside (source schema); not appl.: changes B1 kept out of a
-    # closed, cancelled or posted document (reported below, not failures)
-    for col in ("pipeline", "read", "invalid", "create", "update", "skip", "wait", "quar.", "created", "updated",
-                "found", "not appl.", "failed", "writes"):
-        table.add_column(col, justify="left" if col == "pipeline" else "right")
+    # invalid: records the extraction set aside (source schema); not appl.: changes B1 kept out of a closed,
+    # cancelled or posted document (named below, not failures). Shown when a pipeline has any.
+    invalid = any(report.extract_quarantined.get(p.name) for p in report.pipelines)
+    not_applied = any(p.stats.not_applied for p in report.pipelines)
+    columns = ["read", *(["invalid"] if invalid else []), "create", "update", "skip", "wait", "quar.", "created",
+               "updated", "found", *(["not appl."] if not_applied else []), "failed", "writes"]
+    table.add_column("pipeline", no_wrap=True, min_width=max((len(p.name) for p in report.pipelines), default=8))
+    for col in columns:
+        table.add_column(col, justify="right")
     for p in report.pipelines:
         s = p.stats
-        table.add_row(p.name, str(report.extracted.get(p.name, "-")), str(report.extract_quarantined.get(p.name, 0)),
-                      *(str(p.planned.get(k, 0)) for k in ("create", "update", "skip", "wait", "quarantine")),
-                      str(s.created), str(s.updated), str(s.adopted), str(s.not_applied), str(s.failed), str(s.writes))
+        cells = {"read": report.extracted.get(p.name, "-"), "invalid": report.extract_quarantined.get(p.name, 0),
+                 **{col: p.planned.get(k, 0) for col, k in (("create", "create"), ("update", "update"), ("skip", "skip"),
+                                                            ("wait", "wait"), ("quar.", "quarantine"))},
+                 "created": s.created, "updated": s.updated, "found": s.adopted, "not appl.": s.not_applied,
+                 "failed": s.failed, "writes": s.writes}
+        table.add_row(p.name, *(str(cells[col]) for col in columns))
     return table
 
 
