@@ -23,8 +23,17 @@ FREE_HEADER_FIELDS = frozenset(("Comments", "NumAtCard", "DocDueDate"))  # and e
 FREE_LINE_FIELDS = frozenset(("FreeText",))  # and every U_ field
 # Documents that posted to the ledger when they were added (journal entry, stock): amounts are final.
 POSTED_SETS = frozenset(("PurchaseInvoices", "PurchaseDeliveryNotes"))
+# Where a line posts (account, cost objects, project), as the rule tables assign it. A posted line coded
+# differently now is a reclassification in the books, not a different amount owed.
+CODING_FIELDS = frozenset(("AccountCode", "CostingCode", "CostingCode2", "CostingCode3", "CostingCode4",
+                           "CostingCode5", "ProjectCode"))
 STATE_FIELDS = ("DocumentStatus", "Cancelled")
 OPEN = "bost_Open"
+
+
+def free_line_field(name: str) -> bool:
+    """A line field B1 changes on any document, closed or posted (`FreeText`, `U_` fields)."""
+    return _free(name, FREE_LINE_FIELDS)
 
 
 def _free(name: str, free: frozenset[str]) -> bool:
@@ -54,6 +63,7 @@ class Split:
     send: dict[str, Any] = field(default_factory=dict)
     held: list[str] = field(default_factory=list)
     reason: str = ""
+    code: str | None = None  # the outcome's code when no B1 answer gave one (split before sending)
 
     def message(self, b1_message: str | None) -> str:
         head = f"{b1_message} — " if b1_message else ""

@@ -277,7 +277,9 @@ class Loader:
             return Outcome(op, Status.SYNCED, key=op.key, lines=await self._lines_after_patch(op), adopted=True)
         tries: list[Attempt] = []
         body = strip_reserved(op.payload)
-        split: Split | None = None  # set once B1 refused a change to closed ground: the rest is re-sent
+        # What B1 keeps out (closed ground): split before sending (a posted invoice's line coding, by the
+        # linker), or once B1 refused the PATCH — then the rest is re-sent
+        split: Split | None = op.context.get("split")
         refusal: Attempt | None = None
         for attempt in range(1, self.retry.attempts + 1):
             started = time.monotonic()
@@ -316,18 +318,19 @@ class Loader:
                        answer: Attempt, tries: list[Attempt]) -> Outcome:
         """A PATCH that landed: synced, or — after a refusal on closed ground — the rest applied."""
         lines = await self._lines_after_patch(op)
-        if split is None or refusal is None:
+        if split is None:
             return Outcome(op, Status.SYNCED, key=op.key, lines=lines, writes=writes, attempts=attempts, last=answer,
                            tries=tries)
         outcome = self._not_applied(op, split, refusal, writes, attempts, answer, tries)
         outcome.lines = lines
         return outcome
 
-    def _not_applied(self, op: Operation, split: Split, refusal: Attempt, writes: int, attempts: int,
+    def _not_applied(self, op: Operation, split: Split, refusal: Attempt | None, writes: int, attempts: int,
                      answer: Attempt, tries: list[Attempt]) -> Outcome:
-        return Outcome(op, Status.NOT_APPLIED, key=op.key, error_code=refusal.b1_code,
-                       error_message=split.message(refusal.b1_message), writes=writes, attempts=attempts,
-                       last=answer, tries=tries, applied=split.applied, lines=op.context.get("line_map"))
+        return Outcome(op, Status.NOT_APPLIED, key=op.key, error_code=refusal.b1_code if refusal else split.code,
+                       error_message=split.message(refusal.b1_message if refusal else None), writes=writes,
+                       attempts=attempts, last=answer, tries=tries, applied=split.applied,
+                       lines=op.context.get("line_map"))
 
     async def _split_refused(self, op: Operation) -> Split | None:
         """After a 400 to a document PATCH: re-read the document's state and split the PATCH by what B1 can

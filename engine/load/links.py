@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.load.closed import CODING_FIELDS, free_line_field, split_patch
 from engine.load.model import Action, Operation, Outcome, Status
 from engine.load.port import B1Port
 
@@ -75,8 +76,8 @@ class BaseLinker:
         self.receipt_queries = 0
 
     async def prepare(self, op: Operation) -> Operation | Outcome:
-        """Complete an invoice create with BaseType/BaseEntry/BaseLine, or answer WAITING; refuse an
-        update of a posted invoice's lines."""
+        """Complete an invoice create with BaseType/BaseEntry/BaseLine, or answer WAITING; for an update of
+        a posted invoice's lines, fail a different amount and keep a different coding out (not applied)."""
         lines = op.payload.get("DocumentLines")
         if not lines:
             return op
@@ -176,14 +177,34 @@ class BaseLinker:
         return index
 
 
-def _posted_lines(op: Operation, lines: list[dict[str, Any]]) -> Outcome:
-    """B1 keeps a posted A/P invoice's lines (quantities, prices, accounts, links): a difference is a
-    credit memo or a new invoice. The record fails, named, without a write (`replay` after the cause)."""
+def _posted_lines(op: Operation, lines: list[dict[str, Any]]) -> Operation | Outcome:
+    """B1 keeps a posted A/P invoice's lines (quantities, prices, accounts, links). A different amount is a
+    credit memo or a new invoice: the record fails, named, without a write (`replay` after the cause). A
+    line only coded differently (account, cost objects, project: e.g. a rule-table edit) keeps its posted
+    coding: that part is not applied, and the rest of the change (header, free line fields) is sent."""
+    if not any(_money(line) for line in lines):
+        split = split_patch("PurchaseInvoices", op.payload, {})
+        if split is not None:
+            split.code = "posted_invoice"
+            if not split.send:
+                return Outcome(op, Status.NOT_APPLIED, key=op.key, error_code=split.code,
+                               error_message=split.message(None), applied=split.applied,
+                               lines=op.context.get("line_map"))
+            op.payload, op.context["split"] = split.send, split
+            return op
     changed = sorted({f"line {line['LineNum']}: {', '.join(k for k in line if k != 'LineNum')}" if "LineNum" in line
                       else f"new line {line.get('_key', '?')}" for line in lines})
     return Outcome(op, Status.FAILED, error_code="posted_invoice_lines",
                    error_message=f"invoice {op.ref} is posted in SAP B1 and its lines cannot change ({'; '.join(changed)} "
                    "changed in JAGGAER): post a credit memo or a new invoice for the difference")
+
+
+def _money(line: dict[str, Any]) -> bool:
+    """Whether a changed invoice line (a PATCH entry) changes what is owed: a new line, or any field but
+    its coding and free fields."""
+    if "LineNum" not in line:
+        return True
+    return any(k not in CODING_FIELDS and not free_line_field(k) for k in line if k != "LineNum" and not k.startswith("_"))
 
 
 def _copy(line: dict[str, Any], base_type: int, entry: int, num: int, quantity: Any) -> dict[str, Any]:

@@ -171,3 +171,35 @@ def test_the_ledger_keeps_what_b1_holds_and_the_refused_rendering_is_not_sent_ag
     later = compare(PlanItem("po", "PO-1", "skip", plan_hash="h4"), changed, row)
     assert later.action == "update"
     assert later.patch == {"Comments": "newer", "DocumentLines": [{"_key": "a", "LineNum": 0, "AccountCode": "612000"}]}
+
+
+def test_a_posted_invoice_line_coded_differently_keeps_its_posted_coding_without_a_refused_write():
+    """A rule-table edit gives a posted invoice's line another account: B1 keeps the posted coding (a
+    reclassification is a journal entry), so that part is not applied and the header change still goes;
+    a different amount still fails the record (a credit memo or a new invoice is needed)."""
+    from engine.load.links import BaseLinker
+
+    b1 = FakeB1()
+    key = document(b1)
+    linker = BaseLinker(b1, lambda ref: None)
+
+    async def go(op: Operation):
+        loader = Loader(b1, MemoryJournal(), retry=FAST)
+        [outcome] = await loader.load(INVOICES, [op], linker.prepare)
+        return outcome
+
+    recoded = update(key, {"NumAtCard": "INV-42", "DocumentLines": [{"_key": "a", "LineNum": 0, "AccountCode": "612000"}]})
+    outcome = asyncio.run(go(recoded))
+    assert outcome.status is Status.NOT_APPLIED and outcome.error_code == "posted_invoice"
+    assert outcome.error_message == "posted in SAP B1; change not applied: line 0: AccountCode; the rest was applied"
+    assert b1.patches == 1 and b1.patched == [{"NumAtCard": "INV-42"}]
+    assert (b1.docs[key]["NumAtCard"], b1.docs[key]["DocumentLines"][0]["AccountCode"]) == ("INV-42", "613000")
+
+    only_coding = update(key, {"DocumentLines": [{"_key": "b", "LineNum": 1, "CostingCode": "PLANT2"}]})
+    outcome = asyncio.run(go(only_coding))
+    assert outcome.status is Status.NOT_APPLIED and outcome.writes == 0 and b1.patches == 1
+
+    more = update(key, {"DocumentLines": [{"_key": "a", "LineNum": 0, "AccountCode": "612000", "Quantity": 2.0}]})
+    outcome = asyncio.run(go(more))
+    assert outcome.status is Status.FAILED and outcome.error_code == "posted_invoice_lines" and b1.patches == 1
+    assert "credit memo" in outcome.error_message
