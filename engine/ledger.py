@@ -545,8 +545,10 @@ def failed_records(
     conn: duckdb.DuckDBPyConnection, run_id: str | None = None, ref: str | Sequence[str] | None = None,
     pipeline: str | None = None,
 ) -> list[LedgerRow]:
-    """Failed records for `replay`: all, those that failed in one run, or by reference (ref or record key)."""
-    where, params = ["status = 'failed'"], []
+    """Failed records for `replay`: all, those that failed in one run, or by reference (ref or record key).
+    Named by reference, a record whose change was not applied (closed document) is replayed too: someone
+    may have reopened the document in B1."""
+    where, params = ["status IN ('failed', 'not_applied')" if ref is not None else "status = 'failed'"], []
     if run_id is not None:
         where.append("EXISTS (SELECT 1 FROM events e WHERE e.run_id = ? AND e.pipeline = ledger.pipeline "
                      "AND e.external_ref = ledger.external_ref AND e.outcome = 'failed')")

@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every failed record")
     which.add_argument("--run", metavar="RUN_ID", help="the records that failed in this run")
-    which.add_argument("--ref", metavar="REF", action="append", help="an external reference (repeatable)")
+    which.add_argument("--ref", metavar="REF", action="append",
+                       help="an external reference (repeatable); a change not applied because the document was "
+                       "closed is re-sent too (after it was reopened in SAP B1)")
     parser.add_argument("--pipeline", action="append", help="only this pipeline (repeatable)")
     parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
     parser.set_defaults(func=run)
