@@ -184,14 +184,14 @@ def _posted_lines(op: Operation, lines: list[dict[str, Any]]) -> Operation | Out
     coding: that part is not applied, and the rest of the change (header, free line fields) is sent."""
     if not any(_money(line) for line in lines):
         split = split_patch("PurchaseInvoices", op.payload, {})
-        if split is not None:
-            split.code = "posted_invoice"
-            if not split.send:
-                return Outcome(op, Status.NOT_APPLIED, key=op.key, error_code=split.code,
-                               error_message=split.message(None), applied=split.applied,
-                               lines=op.context.get("line_map"))
-            op.payload, op.context["split"] = split.send, split
+        if split is None:  # free fields only (FreeText, U_): B1 takes them
             return op
+        split.code = "posted_invoice"
+        if not split.send:
+            return Outcome(op, Status.NOT_APPLIED, key=op.key, error_code=split.code,
+                           error_message=split.message(None), applied=split.applied, lines=op.context.get("line_map"))
+        op.payload, op.context["split"] = split.send, split
+        return op
     changed = sorted({f"line {line['LineNum']}: {', '.join(k for k in line if k != 'LineNum')}" if "LineNum" in line
                       else f"new line {line.get('_key', '?')}" for line in lines})
     return Outcome(op, Status.FAILED, error_code="posted_invoice_lines",

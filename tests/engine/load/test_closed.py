@@ -199,7 +199,12 @@ def test_a_posted_invoice_line_coded_differently_keeps_its_posted_coding_without
     outcome = asyncio.run(go(only_coding))
     assert outcome.status is Status.NOT_APPLIED and outcome.writes == 0 and b1.patches == 1
 
+    note = update(key, {"DocumentLines": [{"_key": "a", "LineNum": 0, "FreeText": "see JAGGAER"}]})
+    outcome = asyncio.run(go(note))
+    assert outcome.status is Status.SYNCED and b1.docs[key]["DocumentLines"][0]["FreeText"] == "see JAGGAER"
+    assert b1.patches == 2
+
     more = update(key, {"DocumentLines": [{"_key": "a", "LineNum": 0, "AccountCode": "612000", "Quantity": 2.0}]})
     outcome = asyncio.run(go(more))
-    assert outcome.status is Status.FAILED and outcome.error_code == "posted_invoice_lines" and b1.patches == 1
+    assert outcome.status is Status.FAILED and outcome.error_code == "posted_invoice_lines" and b1.patches == 2
     assert "credit memo" in outcome.error_message
