@@ -46,6 +46,12 @@ QUERIES: dict[str, NamedQuery] = {
         "changes SAP B1 kept out of a closed, cancelled or posted document (not re-sent until the source "
         "or the mapping changes again)",
     ),
+    "ignored": NamedQuery(
+        "SELECT pipeline, external_ref, target_key, last_error AS reason, run_id FROM ledger "
+        "WHERE status = 'ignored' ORDER BY pipeline, external_ref",
+        "records the mapping leaves out on purpose (skip_unless: a cancelled order, a credit memo), with the "
+        "mapping's reason; target_key: the record was in SAP B1 before (left there as it is)",
+    ),
     "quarantine": NamedQuery(
         "SELECT pipeline, record_key, stage, reason, run_id, quarantined_at FROM quarantine "
         "WHERE resolved_at IS NULL ORDER BY quarantined_at DESC, pipeline, record_key",

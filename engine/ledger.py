@@ -2,10 +2,12 @@
 
 - `ledger`    one row per (pipeline, external_ref): B1 key, fingerprint and payload of what was last
               synced, status (pending | in_flight | synced | waiting | failed | quarantined |
-              not_applied), attempts, last error. `attempt_fingerprint` is the fingerprint of the payload
+              not_applied | ignored), attempts, last error. `attempt_fingerprint` is the fingerprint of the payload
               last *attempted*. `not_applied`: B1 refused the latest change because the document (or
               some rows) is closed, cancelled or posted; `payload`/`fingerprint` are what B1 holds (the
               part it took included), `attempt_fingerprint` the rendering it refused, `last_error` why.
+              `ignored`: the mapping leaves the record out on purpose (`skip_unless`, e.g. a cancelled
+              order); `last_error` gives the mapping's reason, `plan_hash` what it was decided from.
 - `events`    append-only, one row per intent and per attempt's outcome: payload sent, HTTP status,
               B1 code/message/body, duration, mapping version, run id.
 - `runs`      one row per run: pipelines, start/finish, counts per outcome, mapping versions, engine version.
@@ -37,10 +39,13 @@ import pyarrow as pa
 from engine import __version__
 from engine.mapping.core import CrosswalkEntry
 
-STATUSES = ("pending", "in_flight", "synced", "waiting", "failed", "quarantined", "not_applied")
+STATUSES = ("pending", "in_flight", "synced", "waiting", "failed", "quarantined", "not_applied", "ignored")
 # Statuses of a record B1 holds as the ledger says (key, payload, fingerprint): `not_applied` is a record
 # whose latest change B1 refused because the document (or some rows) is closed, cancelled or posted.
 HELD = ("synced", "not_applied")
+# Statuses settled for the staged content they were planned from (`plan_hash`): a run does not plan
+# them again until the record or the mapping changes. `ignored`: the mapping leaves the record out.
+SETTLED = (*HELD, "ignored")
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS ledger (
@@ -466,7 +471,7 @@ def refresh_synced(conn: duckdb.DuckDBPyConnection, items: Sequence[Unchanged]) 
 
 @dataclass(frozen=True)
 class Mark:
-    """A record set to waiting / failed / quarantined without a write (planning, or a refused record)."""
+    """A record set to waiting / failed / quarantined / ignored without a write (planning, or a refused record)."""
 
     pipeline: str
     external_ref: str
@@ -474,39 +479,50 @@ class Mark:
     code: str | None = None
     record_key: str | None = None
     mapping_version: str | None = None
+    plan_hash: str | None = None  # ignored: the staged content + mapping version it was decided from
 
 
-def _mark(conn: duckdb.DuckDBPyConnection, run_id: str | None, status: str, marks: Sequence[Mark]) -> None:
+# Statuses a mark leaves as they are (it only notes why): B1 holds the record's last good version, or
+# an intent's outcome is still unknown.
+KEEP = ("synced", "not_applied", "in_flight")
+
+
+def _mark(conn: duckdb.DuckDBPyConnection, run_id: str | None, status: str, marks: Sequence[Mark],
+          keep: Sequence[str] = KEEP) -> None:
     if not marks:
         return
     now = _now()
     with _Tx(conn) as tx:
-        existing: set[tuple[str, str]] = set()
+        known: dict[tuple[str, str], tuple[str, str | None]] = {}  # -> (status, B1 key)
         by_pipeline: dict[str, list[str]] = {}
         for m in marks:
             by_pipeline.setdefault(m.pipeline, []).append(m.external_ref)
         for pipeline, refs in by_pipeline.items():
             for start in range(0, len(refs), 1000):
                 chunk = refs[start:start + 1000]
-                existing.update(tx.execute(
-                    f"SELECT pipeline, external_ref FROM ledger WHERE status IN ('synced', 'not_applied', 'in_flight') AND pipeline = ? "
-                    f"AND external_ref IN ({', '.join('?' for _ in chunk)})", [pipeline, *chunk]).fetchall())
+                known.update({(p, ref): (st, key) for p, ref, st, key in tx.execute(
+                    f"SELECT pipeline, external_ref, status, target_key FROM ledger WHERE pipeline = ? "
+                    f"AND external_ref IN ({', '.join('?' for _ in chunk)})", [pipeline, *chunk]).fetchall()})
         rows = []
         for m in marks:
+            status_now, key = known.get((m.pipeline, m.external_ref), (None, None))
             row: dict[str, Any] = {"pipeline": m.pipeline, "external_ref": m.external_ref, "last_error_code": m.code,
                                    "last_error": m.reason, "updated_at": now, "run_id": run_id}
             # A synced (or not_applied) record keeps its status (B1 holds its last good version); an in-flight
             # one stays in flight until it is resolved in B1. Both only note why the new version is held back.
-            if (m.pipeline, m.external_ref) not in existing:
+            if status_now not in keep:
                 row.update(status=status, created_at=now)
-                if m.mapping_version is not None:
+                if m.mapping_version is not None and key is None:  # else it names the version of B1's payload
                     row["mapping_version"] = m.mapping_version
+                if m.plan_hash is not None:
+                    row["plan_hash"] = m.plan_hash
             if m.record_key is not None:
                 row["record_key"] = m.record_key
             rows.append(row)
         _upsert(tx, list({(r["pipeline"], r["external_ref"]): r for r in rows}.values()))
         _insert_events(tx, [{"run_id": run_id, "pipeline": m.pipeline, "external_ref": m.external_ref, "action": "plan",
-                             "outcome": status, "b1_code": m.code, "b1_message": redact(m.reason),
+                             "outcome": status, "target_key": known.get((m.pipeline, m.external_ref), (None, None))[1],
+                             "b1_code": m.code, "b1_message": redact(m.reason),
                              "mapping_version": m.mapping_version, "writes": 0, "attempts": 0, "happened_at": now}
                             for m in marks])
 
@@ -521,6 +537,14 @@ def mark_failed(conn: duckdb.DuckDBPyConnection, run_id: str | None, marks: Sequ
 
 def mark_quarantined(conn: duckdb.DuckDBPyConnection, run_id: str | None, marks: Sequence[Mark]) -> None:
     _mark(conn, run_id, "quarantined", marks)
+
+
+def mark_ignored(conn: duckdb.DuckDBPyConnection, run_id: str | None, marks: Sequence[Mark]) -> None:
+    """Records the mapping leaves out on purpose (`skip_unless`): status `ignored` with the mapping's reason
+    and the `plan_hash` they were decided from (not planned again until the record or the mapping changes),
+    and a `plan` event. A record B1 holds keeps its key, payload and line map (e.g. an order synced, then
+    cancelled in JAGGAER: B1 keeps it for a buyer); only an intent whose outcome is unknown stays in flight."""
+    _mark(conn, run_id, "ignored", marks, keep=("in_flight",))
 
 
 def key_census(conn: duckdb.DuckDBPyConnection, target_entity: str) -> tuple[int, int]:

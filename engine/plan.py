@@ -6,7 +6,8 @@ was last synced for its external reference:
 - no ledger entry (or no B1 key yet)  -> create (the whole payload)
 - same fingerprint as last synced      -> skip
 - different                            -> update with ONLY the changed fields (a PATCH body)
-- the mapping says wait / quarantine / not applicable -> wait / quarantine / ignore
+- the mapping says wait / quarantine / not applicable -> wait / quarantine / ignore (`skip_unless`: the
+  ledger keeps it `ignored`, with the mapping's reason, until the record or the mapping changes)
 - B1 refused exactly this payload before -> failed (a run does not re-send it; `replay` does)
 - B1 refused exactly this payload because the document is closed -> skip (held: not applied, not re-sent)
 - an intent left in flight by a crash   -> create/update with `resume` (look it up in B1 first)
@@ -372,9 +373,9 @@ def plan_hashes(conn: Any, pipeline: str, mapping_version: str, *, keys: Iterabl
     """Staged key -> hash of (staged record, mapping version): what a record was planned from.
 
     With `changed_only`: only the records a run must plan — those whose ledger row is not `synced` (or
-    `not_applied`: B1 refused the change on a closed document) from exactly this hash (new, changed at the
-    source, planned with another mapping version, waiting, failed, quarantined, in flight, or left out by
-    the mapping's `skip_unless`)."""
+    `not_applied`: B1 refused the change on a closed document; or `ignored`: left out by the mapping's
+    `skip_unless`) from exactly this hash (new, changed at the source, planned with another mapping version,
+    waiting, failed, quarantined or in flight)."""
     from engine import ledger
     from engine.staging import table
 
@@ -384,7 +385,7 @@ def plan_hashes(conn: Any, pipeline: str, mapping_version: str, *, keys: Iterabl
         sql += " WHERE id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(sorted({str(k) for k in keys}))
     if changed_only and ledger.has_table(conn, "ledger"):
-        held = ", ".join(f"'{status}'" for status in ledger.HELD)
+        held = ", ".join(f"'{status}'" for status in ledger.SETTLED)
         sql = (f"SELECT s.id, s.h FROM ({sql}) s WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE l.pipeline = ? "
                f"AND l.record_key = s.id AND l.status IN ({held}) AND l.plan_hash = s.h)")
         params.append(pipeline)

@@ -55,7 +55,9 @@ class Progress:
 class Failure:
     pipeline: str
     ref: str
-    status: str  # failed | waiting | quarantined | not_applied (B1 keeps a closed/posted document as it is)
+    # failed | waiting | quarantined | not_applied (B1 keeps a closed/posted document as it is) |
+    # ignored (left out by the mapping's skip_unless: not a problem, listed apart)
+    status: str
     code: str | None
     message: str
 
@@ -64,9 +66,13 @@ class Failure:
 class PipelineReport:
     name: str
     entity: str
-    planned: dict[str, int] = field(default_factory=dict)  # create/update/skip/wait/quarantine
+    planned: dict[str, int] = field(default_factory=dict)  # create/update/skip/wait/quarantine/ignore/failed
     stats: LoadStats = field(default_factory=LoadStats)
     problems: list[Failure] = field(default_factory=list)
+    # left out by the mapping's `skip_unless` on purpose (e.g. a cancelled order): named, not problems
+    ignored: list[Failure] = field(default_factory=list)
+    # failed before with exactly this payload: not re-sent (`replay` does), still failed
+    still_failed: list[Failure] = field(default_factory=list)
     rule_problems: list[str] = field(default_factory=list)  # rule-table rows giving codes B1 lacks
     seconds: float = 0.0  # plan + load
     load_seconds: float = 0.0  # of which sending to B1 (lookups, writes, journal)
@@ -79,13 +85,32 @@ class PipelineReport:
     def not_applied(self) -> int:
         return sum(1 for p in self.problems if p.status == "not_applied")
 
+    @property
+    def planned_total(self) -> int:
+        """Records this run planned (looked at): each ends in exactly one of `outcomes`."""
+        return sum(self.planned.values())
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """Where each record planned this run ended, one bucket per record (they add up to `planned_total`
+        unless the run was aborted): written (created, updated; found: already in B1 after a lost answer
+        or a crash), nothing to send (unchanged), held back (waiting, quarantined), left out by the mapping
+        (ignored), refused by B1 (not_applied on a closed document; failed, now or before and not re-sent)."""
+        s, planned = self.stats, self.planned
+        return {"created": s.created, "updated": s.updated, "found": s.adopted, "unchanged": planned.get("skip", 0),
+                "waiting": planned.get("wait", 0) + s.waiting, "quarantined": planned.get("quarantine", 0),
+                "ignored": planned.get("ignore", 0), "not_applied": s.not_applied,
+                "failed": s.failed + planned.get("failed", 0)}
+
 
 @dataclass
 class RunReport:
     run_id: str
     started_at: datetime
     pipelines: list[PipelineReport] = field(default_factory=list)
-    extracted: dict[str, int] = field(default_factory=dict)
+    extracted: dict[str, int] = field(default_factory=dict)  # list rows read (a page's first rows re-read included)
+    # records staged this run per pipeline: new or changed in JAGGAER, among those the source filter selects
+    staged: dict[str, int] = field(default_factory=dict)
     # records this run's extraction set aside (they failed the source schema): count per pipeline, and named
     extract_quarantined: dict[str, int] = field(default_factory=dict)
     extract_problems: list[Failure] = field(default_factory=list)
@@ -148,7 +173,7 @@ def run_pipelines(
     started = time.monotonic()
     notify = progress or (lambda _p: None)
     if extract and specs:
-        report.extracted = _extract(project, [s.name for s in specs], notify, report.run_id)
+        report.extracted, report.staged = _extract(project, [s.name for s in specs], notify, report.run_id)
         report.extract_problems = _extract_quarantine(project, report.run_id)
         report.extract_quarantined = dict(Counter(f.pipeline for f in report.extract_problems))
     asyncio.run(_load_all(project, specs, report, refs, notify, concurrency, kind))
@@ -178,16 +203,20 @@ def _new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
 
-def _extract(project: Any, names: list[str], notify: ProgressFn, run_id: str) -> dict[str, int]:
+def _extract(project: Any, names: list[str], notify: ProgressFn, run_id: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(list rows read, records staged: new or changed) per pipeline."""
     from engine.extract import extract_pipelines
 
     def on_progress(pipeline: str, done: int, total: int | None) -> None:
         notify(Progress(pipeline, "extract", done, total or 0))
 
-    counts = _extracted_counts(extract_pipelines(project, names, progress=on_progress, run_id=run_id))
+    results = extract_pipelines(project, names, progress=on_progress, run_id=run_id)
+    counts = _extracted_counts(results)
+    staged = {item.pipeline: int(item.new or 0) + int(item.changed or 0) for item in results or []}
     for name, count in counts.items():
-        notify(Progress(name, "extract", done=count, total=count, message=f"{count} records read"))
-    return counts
+        notify(Progress(name, "extract", done=count, total=count,
+                        message=f"{count} records read, {staged.get(name, 0)} new or changed"))
+    return counts, staged
 
 
 def _extract_quarantine(project: Any, run_id: str) -> list[Failure]:
@@ -280,7 +309,8 @@ def _run_counts(report: RunReport) -> dict[str, int]:
                       waiting=s.waiting, not_applied=s.not_applied, writes=s.writes, lookups=s.lookups,
                       rule_problems=len(p.rule_problems))
         counts.update({f"planned_{k}": v for k, v in p.planned.items()})
-    counts.update(quarantined_extract=sum(report.extract_quarantined.values()))
+        counts.update(ignored=p.planned.get("ignore", 0), still_failed=p.planned.get("failed", 0))
+    counts.update(quarantined_extract=sum(report.extract_quarantined.values()), staged=sum(report.staged.values()))
     return dict(counts)
 
 
@@ -315,6 +345,10 @@ class PipelineRun:
                                for i in plan.of("wait"))
         result.problems.extend(Failure(spec.name, i.external_ref, "quarantined", "mapping", i.reason or "quarantined")
                                for i in plan.of("quarantine"))
+        result.ignored = [Failure(spec.name, i.external_ref, "ignored", "skip_unless", i.reason or "left out by the mapping")
+                          for i in plan.of("ignore")]
+        result.still_failed = [Failure(spec.name, i.external_ref, "failed", "not re-sent", i.reason or "failed")
+                               for i in plan.of("failed")]
         self.note(plan)
         unknown = any(i.action == "create" and not i.attempted for i in plan.items)
         ops = operations(plan.items, self.target, lookup_unknown=unknown and await census(port, self.target, self.state))
@@ -360,26 +394,30 @@ class PipelineRun:
         return plan
 
     def note(self, plan: Plan) -> None:
-        """Write what planning decided without a write to B1, in one batch: waits, quarantines, and the
-        staged content synced records were planned from (so the next run passes over them)."""
+        """Write what planning decided without a write to B1, in one batch: waits, quarantines, records the
+        mapping leaves out (`ignored`), and the staged content synced and ignored records were planned from
+        (so the next run passes over them)."""
         name, run_id = self.spec.name, self.run_id
         waits = [ledger.Mark(name, i.external_ref, i.reason or "waiting", "waiting", i.record_key, i.mapping_version)
                  for i in plan.of("wait")]
         held = plan.of("quarantine")
         marks = [ledger.Mark(name, i.external_ref, i.reason or "quarantined", "mapping", i.record_key,
                              i.mapping_version) for i in held]
+        ignored = [ledger.Mark(name, i.external_ref, i.reason or "left out by the mapping", "skip_unless", i.record_key,
+                               i.mapping_version, i.plan_hash) for i in plan.of("ignore")]
         unchanged = [ledger.Unchanged(name, i.external_ref, i.plan_hash, i.mapping_version,
                                       *((i.fingerprint, i.payload) if i.changes else (None, None)),
                                       status="not_applied" if i.held else "synced")
-                     for i in plan.items if i.action in ("skip", "ignore") and i.target_key and i.plan_hash]
+                     for i in plan.items if i.action == "skip" and i.target_key and i.plan_hash]
         rendered = {i.record_key for i in plan.items if i.action != "quarantine" and i.record_key}
-        if not (waits or marks or unchanged or rendered):
+        if not (waits or marks or ignored or unchanged or rendered):
             return
         with db.connect(self.state) as conn:
             if rendered:  # records quarantined by their mapping earlier that render now: no longer set aside
                 quarantine.resolve(conn, name, rendered & quarantine.open_keys(conn, name, "map"), stage="map")
             ledger.mark_waiting(conn, run_id, waits)
             ledger.mark_quarantined(conn, run_id, marks)
+            ledger.mark_ignored(conn, run_id, ignored)
             ledger.refresh_synced(conn, unchanged)
             if held:
                 records = _staged_records(conn, name, [i.record_key for i in held if i.record_key])

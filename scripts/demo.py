@@ -2,7 +2,8 @@
 
 Both simulators start on free ports and are seeded; every pipeline runs (extract → plan → load) with a
 progress display; a few records change in JAGGAER and a second run shows the incremental sync; then
-a summary and audit queries to paste. Works in a temporary copy of the project (nothing in var/).
+a summary and the audit through `ml-connector audit` (two queries run, the others to paste). Works in a
+temporary copy of the project (nothing in var/), kept afterwards so the printed queries can be pasted.
 """
 
 from __future__ import annotations
@@ -28,6 +29,35 @@ def _project_copy() -> Path:
         shutil.copytree(ROOT / folder, workdir / folder)
     shutil.copy(ROOT / "ml-connector.yaml", workdir / "ml-connector.yaml")
     return workdir
+
+
+def _cli() -> str:
+    """How to call our CLI from the repository root (the venv `make` installs), else from the PATH."""
+    return ".venv/bin/ml-connector" if (ROOT / ".venv" / "bin" / "ml-connector").exists() else "ml-connector"
+
+
+def _audit(console: Console, project: Path, ref: str | None) -> None:
+    """Run two audit queries through our own CLI, then list the others to paste (and raw SQL for duckdb)."""
+    from engine.cli import main as cli
+
+    for argv in (["audit", "status"], ["audit", "ignored", "--width", "45"]):
+        console.print(f"$ {_cli()} {' '.join(argv)} --project {project}", markup=False, highlight=False)
+        sys.stdout.flush()
+        cli([*argv, "--project", str(project)])
+        sys.stdout.flush()
+        console.print()
+    console.print("more to paste:")
+    for argv in ("audit runs", "audit failures", f"audit history {ref or '<external ref>'}", "audit waiting",
+                 "audit quarantine"):
+        console.print(f"  {_cli()} {argv} --project {project}", markup=False, highlight=False)
+    console.print(f"or in duckdb ({project / 'var' / 'state.duckdb'}):", markup=False, highlight=False)
+    for sql in (
+        "SELECT pipeline, status, count(*) FROM ledger GROUP BY ALL ORDER BY ALL;",
+        f"SELECT * FROM events WHERE external_ref = '{ref or '<ref>'}' ORDER BY happened_at;",
+    ):
+        console.print(f"  {sql}", markup=False, highlight=False)
+    console.print(f"\nThe demo project is kept for these queries: {project} (delete it when done).",
+                  markup=False, highlight=False)
 
 
 def main() -> int:
@@ -86,16 +116,8 @@ def main() -> int:
         console.print(f"  invoice lines linked to a PO or goods receipt: {linked}")
         console.print(f"  total {time.monotonic() - started:.1f}s\n")
 
-        console.rule("4. audit queries to paste")
-        state = project / "var" / "state.duckdb"
-        console.print(f"  duckdb {state}", markup=False)
-        for sql in (
-            "SELECT run_id, kind, started_at, counts FROM runs ORDER BY started_at;",
-            "SELECT pipeline, status, count(*) FROM ledger GROUP BY ALL ORDER BY ALL;",
-            "SELECT pipeline, external_ref, last_error_code, last_error FROM ledger WHERE status = 'failed';",
-            "SELECT * FROM events WHERE external_ref = '<ref>' ORDER BY happened_at;",
-        ):
-            console.print(f"    {sql}", markup=False, highlight=False)
+        console.rule("4. the audit: every record explained")
+        _audit(console, project, str(changed[0]["header"]["purchaseOrderId"]) if changed else None)
         ok = first.aborted is None and second.aborted is None
     return 0 if ok else 1
 

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from engine.runner import Failure, RunReport, run_pipelines
 from engine.runner import Progress as Step
-from engine.runner import RunReport, run_pipelines
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,41 +48,66 @@ class Display:
         self.bar.update(self.tasks[key], completed=step.done, total=max(step.total, step.done) or None)
 
 
+# Where each record planned this run ended (`PipelineReport.outcomes`): column -> bucket.
+OUTCOME_COLUMNS = {"created": "created", "updated": "updated", "found": "found", "same": "unchanged",
+                   "wait": "waiting", "quar.": "quarantined", "ignored": "ignored", "not appl.": "not_applied",
+                   "failed": "failed"}
+LEGEND = (
+    "new/chg  new or changed in JAGGAER this run (of the records the pipeline's source filter selects)",
+    "invalid  failed the source schema: set aside, not staged (ml-connector audit quarantine)",
+    "planned  records looked at: new/chg, and any still waiting, quarantined or failed; each counted once, created … failed",
+    "found    already in SAP B1 (lost answer, crash)   same  nothing to send   "
+    "ignored  left out on purpose (ml-connector audit ignored)",
+)
+
+
 def summary_table(report: RunReport) -> Table:
+    """One row per pipeline: records staged, planned, and where each planned record ended (they add up)."""
     table = Table(title=f"run {report.run_id} ({report.seconds:.1f}s)")
     # invalid: records the extraction set aside (source schema); not appl.: changes B1 kept out of a closed,
     # cancelled or posted document (named below, not failures). Shown when a pipeline has any.
     invalid = any(report.extract_quarantined.get(p.name) for p in report.pipelines)
     not_applied = any(p.stats.not_applied for p in report.pipelines)
-    columns = ["read", *(["invalid"] if invalid else []), "create", "update", "skip", "wait", "quar.", "created",
-               "updated", "found", *(["not appl."] if not_applied else []), "failed", "writes"]
+    outcomes = [col for col in OUTCOME_COLUMNS if col != "not appl." or not_applied]
+    columns = ["new/chg", *(["invalid"] if invalid else []), "planned", *outcomes, "writes"]
     table.add_column("pipeline", no_wrap=True, min_width=max((len(p.name) for p in report.pipelines), default=8))
     for col in columns:
         table.add_column(col, justify="right")
     for p in report.pipelines:
-        s = p.stats
-        cells = {"read": report.extracted.get(p.name, "-"), "invalid": report.extract_quarantined.get(p.name, 0),
-                 **{col: p.planned.get(k, 0) for col, k in (("create", "create"), ("update", "update"), ("skip", "skip"),
-                                                            ("wait", "wait"), ("quar.", "quarantine"))},
-                 "created": s.created, "updated": s.updated, "found": s.adopted, "not appl.": s.not_applied,
-                 "failed": s.failed, "writes": s.writes}
+        ends = p.outcomes
+        cells = {"new/chg": report.staged.get(p.name, "-"), "invalid": report.extract_quarantined.get(p.name, 0),
+                 "planned": p.planned_total, **{col: ends[key] for col, key in OUTCOME_COLUMNS.items()},
+                 "writes": p.stats.writes}
         table.add_row(p.name, *(str(cells[col]) for col in columns))
     return table
 
 
+def legend(report: RunReport) -> list[str]:
+    """What the summary table's columns count, in a few lines under it."""
+    invalid = any(report.extract_quarantined.get(p.name) for p in report.pipelines)
+    return [line for line in LEGEND if invalid or not line.startswith("invalid")]
+
+
 def print_report(report: RunReport, console: Console) -> None:
     console.print(summary_table(report))
+    for line in legend(report):
+        console.print(f"  {line}", markup=False, highlight=False, style="dim")
     for problem in report.rule_problems:  # rule-table rows whose code B1 lacks: their records are quarantined
         console.print(f"  rule table  {problem}", markup=False, highlight=False)
-    for problem in report.problems[:50]:
+    _print_records(console, report.problems, "ml-connector audit failures, quarantine, not-applied")
+    _print_records(console, [f for p in report.pipelines for f in p.still_failed], "ml-connector audit failures")
+    _print_records(console, [f for p in report.pipelines for f in p.ignored], "ml-connector audit ignored", limit=10)
+    if report.aborted:
+        console.print(f"run aborted: {report.aborted}", markup=False)
+
+
+def _print_records(console: Console, records: list[Failure], more: str, limit: int = 50) -> None:
+    for problem in records[:limit]:
         code = f" [{problem.code}]" if problem.code else ""
         console.print(f"  {problem.status:<11} {problem.pipeline} {problem.ref}{code}: {problem.message}",
                       markup=False, highlight=False)
-    if len(report.problems) > 50:
-        console.print(f"  … and {len(report.problems) - 50} more (ml-connector audit failures, quarantine, "
-                      "not-applied)")
-    if report.aborted:
-        console.print(f"run aborted: {report.aborted}", markup=False)
+    if len(records) > limit:
+        console.print(f"  … and {len(records) - limit} more ({more})", markup=False, highlight=False)
 
 
 def run(args: argparse.Namespace) -> int:
