@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base
 
 from engine.errors import ConfigError, ConnectorError
+from engine.jaggaer.net import fast_transport
 
 log = logging.getLogger("engine.jaggaer")
 
@@ -202,7 +203,8 @@ class J1PClient:
         self.settings = settings
         limits = httpx.Limits(max_connections=settings.max_concurrency + 2,
                               max_keepalive_connections=settings.max_concurrency + 2)
-        self._http = httpx.AsyncClient(timeout=settings.timeout, limits=limits, transport=transport,
+        self._http = httpx.AsyncClient(timeout=settings.timeout, limits=limits,
+                                       transport=transport if transport is not None else fast_transport(limits),
                                        headers={"Accept": "application/json"})
         self.tokens = TokenProvider(settings, self._http, clock=clock, retrying=self._retrying)
         self.counters = Counters()
