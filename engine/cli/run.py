@@ -57,7 +57,7 @@ LEGEND = (
     "invalid  failed the source schema: set aside, not staged (ml-connector audit quarantine)",
     "planned  records looked at: new/chg, and any still waiting, quarantined or failed; each counted once, created … failed",
     "found    already in SAP B1 (lost answer, crash)   same  nothing to send   "
-    "ignored  left out on purpose (ml-connector audit ignored)",
+    "ignored  left out on purpose (audit ignored)",
 )
 
 
