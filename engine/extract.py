@@ -174,11 +174,20 @@ class Stager:
         Our connection stays open across dlt's load (a few seconds, never across network waits): dlt's
         own connections then share its database instance, and DuckDB checkpoints once at our close
         instead of at each of dlt's (about half the time of a commit)."""
+        try:
+            if conn is None:
+                with db.connect(self.project.state_path) as own:
+                    return self._load(rows, own)
+            return self._load(rows, conn)
+        finally:
+            # dlt's run leaves reference cycles that hold the chunk's text and its Arrow table (~110 MB
+            # per 10,000 POs); with the GC thresholds raised while records stream they piled up until a
+            # rare full collection (RSS grew per commit). Collect them now: ~6 ms with the heap frozen.
+            gc.collect()
+
+    def _load(self, rows: dict[str, tuple[str, str]], conn: duckdb.DuckDBPyConnection) -> tuple[int, int]:
         if not rows:
             return 0, 0
-        if conn is None:
-            with db.connect(self.project.state_path) as own:
-                return self.load(rows, own)
         ids = list(rows)
         # Writing staging runs beside the network reads: one DuckDB thread leaves the other cores to them.
         conn.execute("SET threads TO 1")
