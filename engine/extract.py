@@ -183,7 +183,10 @@ class Stager:
             # dlt's run leaves reference cycles that hold the chunk's text and its Arrow table (~110 MB
             # per 10,000 POs); with the GC thresholds raised while records stream they piled up until a
             # rare full collection (RSS grew per commit). Collect them now: ~6 ms with the heap frozen.
-            gc.collect()
+            # Outside streaming the usual thresholds collect them, and a full pass over an unfrozen heap
+            # holding many records (the write-path benchmark) would cost far more.
+            if _streaming:
+                gc.collect()
 
     def _load(self, rows: dict[str, tuple[str, str]], conn: duckdb.DuckDBPyConnection) -> tuple[int, int]:
         if not rows:
@@ -268,18 +271,24 @@ def extract_pipelines(project: Project, names: Iterable[str] | None = None, *, p
         return [extract_pipeline(project, spec, progress=progress, run_id=run_id, transport=transport) for spec in specs]
 
 
+_streaming = False  # inside _gc_for_streaming: GC held back, each staging commit collects
+
+
 @contextlib.contextmanager
 def _gc_for_streaming() -> Iterator[None]:
     """Parsing a purchase order allocates hundreds of small dicts; with dlt, pyarrow and DuckDB loaded,
     each collection the cyclic GC runs then scans a large heap — it cost more than the parsing itself
     (measured: ~150 µs per record, ~35 µs without). Freeze what is loaded and collect young objects
     less often while records stream through; restore afterwards."""
-    threshold = gc.get_threshold()
+    global _streaming
+    threshold, was_streaming = gc.get_threshold(), _streaming
     gc.freeze()
     gc.set_threshold(max(threshold[0], 50_000), threshold[1], threshold[2])
+    _streaming = True
     try:
         yield
     finally:
+        _streaming = was_streaming
         gc.set_threshold(*threshold)
         gc.unfreeze()
 
