@@ -1,4 +1,5 @@
-"""A throw-away project: mappings/, mappings/rules/ (schemas come from the repository)."""
+"""A throw-away mapping project for the mapping, plan and load tests: mappings/, mappings/rules/
+(schemas come from the repository). tests/engine/spec has its own `project` fixture."""
 
 from __future__ import annotations
 
