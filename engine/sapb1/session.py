@@ -7,12 +7,18 @@ only if nobody has done so since, so concurrent failures cause one Login. A Logi
 server (401, 400, …) is never retried: it is remembered and re-raised to every later caller. Only a
 Login that got no answer or a 5xx from the balancer — which says nothing about the credentials — is
 retried, within the client's read backoff.
+
+A session idle for most of its `SessionTimeout` is renewed before the next request rather than
+waiting for the 401/301 (which stays the rule that always works: the timeout in the Login answer is
+rounded to whole minutes, so it is used only to save a refused request, never to decide validity).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -75,8 +81,11 @@ class Session:
         password: str | Secret,
         *,
         login_retry: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
+        self._clock = clock
+        self._last_used = 0.0
         self._login_retry = login_retry or Backoff(attempts=1)
         self._root = root
         self.company_db = company_db
@@ -96,26 +105,39 @@ class Session:
     def generation(self) -> int:
         return self.info.generation if self.info else 0
 
+    # Renew a session idle for this share of its SessionTimeout before using it again.
+    IDLE_REFRESH_SHARE = 0.9
+
+    def _idle_too_long(self) -> bool:
+        minutes = self.info.session_timeout_minutes if self.info else 0
+        return minutes > 0 and self._clock() - self._last_used > minutes * 60 * self.IDLE_REFRESH_SHARE
+
     async def cookie(self) -> tuple[int, str]:
-        """`(generation, Cookie header value)`, logging in first when there is no session yet."""
+        """`(generation, Cookie header value)`, logging in first when there is no session yet, and
+        again when the session has been idle for most of its SessionTimeout."""
         if self._cookie is not None and self._failure is None:
-            return self.generation, self._cookie
+            if not self._idle_too_long():
+                self._last_used = self._clock()
+                return self.generation, self._cookie
+            await self.renew(self.generation, reason="idle for most of its SessionTimeout")
         async with self._lock:
             if self._failure is not None:
                 raise self._failure
             if self._cookie is None:
                 await self._login()
             assert self._cookie is not None
+            self._last_used = self._clock()
             return self.generation, self._cookie
 
-    async def renew(self, failed_generation: int) -> None:
-        """The session of `failed_generation` was refused (401/301): log in again, once for everyone."""
+    async def renew(self, failed_generation: int, *, reason: str = "timed out") -> None:
+        """The session of `failed_generation` was refused (401/301) or is about to expire: log in
+        again, once for everyone."""
         async with self._lock:
             if self._failure is not None:
                 raise self._failure
             if self._cookie is not None and self.generation != failed_generation:
                 return  # another request already logged in again
-            log.info("SAP B1 session of %s@%s timed out; logging in again", self.username, self.company_db)
+            log.info("SAP B1 session of %s@%s %s; logging in again", self.username, self.company_db, reason)
             self._cookie = None
             await self._login()
 
@@ -157,6 +179,7 @@ class Session:
         route = cookies.get("ROUTEID")
         self._cookie = f"B1SESSION={session_id}" + (f"; ROUTEID={route}" if route else "")
         self.info = SessionInfo(version, timeout, self.generation + 1, route)
+        self._last_used = self._clock()
         log.info(
             "logged in to SAP B1 %s as %s@%s (version %s, session timeout %s min)",
             self._root, self.username, self.company_db, version, timeout,

@@ -345,3 +345,20 @@ def test_from_profile_coerces_environment_strings():
     assert "password" in str(info.value)
     with pytest.raises(ConfigError):
         SapB1Client.from_profile({**profile, "max_concurrency": "many"})
+
+
+async def test_session_idle_for_most_of_its_timeout_is_renewed_before_the_next_request():
+    fake = FakeServiceLayer()  # answers SessionTimeout 30 (minutes)
+    fake.routes[("GET", "Items('A')")] = lambda r: ok({"ItemCode": "A"})
+    now = [1000.0]
+    async with make_client(fake) as client:
+        client.session._clock = lambda: now[0]
+        await client.get(entity_path("Items", "A"))
+        now[0] += 26 * 60  # idle, but well inside the timeout: same session
+        await client.get(entity_path("Items", "A"))
+        assert fake.logins == 1
+        now[0] += 28 * 60  # idle for more than 90% of 30 minutes: renewed first, no refused request
+        await client.get(entity_path("Items", "A"))
+        assert fake.logins == 2 and client.session.info.generation == 2
+    paths = [r.url.path.rsplit("/", 1)[-1] for r in fake.requests]
+    assert paths[:5] == ["Login", "Items('A')", "Items('A')", "Login", "Items('A')"]  # no refused request
