@@ -365,30 +365,30 @@ class Loader:
         """Look references up in B1 (reads: retried with back-off)."""
         target = self._target
         select = [target.key_field] if target.key_is_ref else [target.key_field, target.ref_field]
-        last: BaseException | None = None
-        for attempt in range(1, self.retry.lookup_attempts + 1):
-            try:
-                self.stats.lookups += 1
-                found = await self.port.find_refs(target.entity_set, target.ref_field, refs, select)
-                return {ref: rows for ref, rows in found.items() if rows}
-            except Exception as exc:  # noqa: BLE001
-                if self._kind(exc) is not ErrorClass.TRANSIENT:
-                    raise Unresolved(f"lookup of {target.ref_field} failed: {error_fields(exc)[2]}") from exc
-                last = exc
-                await asyncio.sleep(self.retry.delay(attempt))
-        raise Unresolved(f"could not look {target.ref_field} up in B1: {last}; the next run resolves it")
+
+        async def find() -> dict[str, list[dict[str, Any]]]:
+            self.stats.lookups += 1
+            found = await self.port.find_refs(target.entity_set, target.ref_field, refs, select)
+            return {ref: rows for ref, rows in found.items() if rows}
+
+        return await self._read(find, f"look {target.ref_field} up")
 
     async def _get(self, key: Any, select: list[str] | None = None) -> dict[str, Any]:
+        entity_set = self._target.entity_set
+        return await self._read(lambda: self.port.get(entity_set, key, select), f"read {entity_set}({key!r})")
+
+    async def _read(self, call: Callable[[], Awaitable[Any]], what: str) -> Any:
+        """A read against B1, retried with back-off on transient faults; `Unresolved` when it cannot be done."""
         last: BaseException | None = None
         for attempt in range(1, self.retry.lookup_attempts + 1):
             try:
-                return await self.port.get(self._target.entity_set, key, select)
+                return await call()
             except Exception as exc:  # noqa: BLE001
                 if self._kind(exc) is not ErrorClass.TRANSIENT:
-                    raise Unresolved(f"reading {self._target.entity_set}({key!r}) failed: {error_fields(exc)[2]}") from exc
+                    raise Unresolved(f"could not {what}: {error_fields(exc)[2]}") from exc
                 last = exc
                 await asyncio.sleep(self.retry.delay(attempt))
-        raise Unresolved(f"could not read {self._target.entity_set}({key!r}): {last}")
+        raise Unresolved(f"could not {what} in B1: {last}; the next run resolves it")
 
     async def _adopt(self, op: Operation, rows: list[dict[str, Any]], *, writes: int, attempts: int) -> Outcome:
         target = self._target
