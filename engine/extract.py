@@ -35,6 +35,7 @@ from engine.errors import ConnectorError
 from engine.jaggaer.client import J1PClient, JaggaerSettings
 from engine.jaggaer.keyset import KeysetState
 from engine.jaggaer.source import Batch, read_source
+from engine.locks import run_locks
 from engine.project import Project
 from engine.spec import PipelineSpec, RecordInvalid, compile_schema, load_pipelines
 from engine.staging import SCHEMA, existing_keys
@@ -259,15 +260,17 @@ class _Fetcher(threading.Thread):
 
 def extract_pipelines(project: Project, names: Iterable[str] | None = None, *, progress: ProgressFn | None = None,
                       run_id: str | None = None,
-                      transport: httpx.AsyncBaseTransport | None = None) -> list[ExtractResult]:
+                      transport: httpx.AsyncBaseTransport | None = None, lock: bool = True,
+                      wait: float = 0.0) -> list[ExtractResult]:
     """Extract the named pipelines (default: all), in dependency order. A failing source does not
-    stop the others; its result carries the error."""
+    stop the others; its result carries the error. Holds the project lock (`engine.locks`) unless the
+    caller (a run) already does."""
     wanted = list(names) if names else None
     specs = load_pipelines(project.root, wanted, check_mappings=False)  # extraction does not need the mapping
     if wanted:
         specs = [s for s in specs if s.name in wanted]
     run_id = run_id or f"extract-{uuid.uuid4().hex[:12]}"
-    with _gc_for_streaming():
+    with run_locks(project.state_path, wait=wait) if lock else contextlib.nullcontext(), _gc_for_streaming():
         return [extract_pipeline(project, spec, progress=progress, run_id=run_id, transport=transport) for spec in specs]
 
 

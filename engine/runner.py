@@ -27,6 +27,7 @@ from engine.load import Loader, LoadStats, Outcome, RunAborted, Status
 from engine.load.bridge import LedgerJournal, census, operations, po_keys, target_of
 from engine.load.links import BaseLinker
 from engine.load.slport import SlPort
+from engine.locks import company_key, run_locks
 from engine.plan import Plan, plan_pipeline
 from engine.sapb1 import SapB1Client, ensure_user_field, fetch_reference_codes
 
@@ -148,11 +149,13 @@ def run_pipelines(
     concurrency: int | None = None,
     environ: Mapping[str, str] | None = None,
     kind: str = "run",
+    wait: float = 0.0,
 ) -> RunReport:
     """Run the named pipelines (default: all that write to SAP B1) and return what happened.
 
     `refs` restricts a pipeline to some external references (replay); `extract=False` works from
-    what is staged already.
+    what is staged already. The run holds its project's and its SAP B1 company's lock throughout
+    (`engine.locks`): a second run waits up to `wait` seconds, then raises `RunLocked`.
     """
     from engine.project import check_project_file
     from engine.spec import load_pipelines
@@ -172,13 +175,25 @@ def run_pipelines(
     report = RunReport(run_id=_new_run_id(), started_at=datetime.now(UTC))
     started = time.monotonic()
     notify = progress or (lambda _p: None)
-    if extract and specs:
-        report.extracted, report.staged = _extract(project, [s.name for s in specs], notify, report.run_id)
-        report.extract_problems = _extract_quarantine(project, report.run_id)
-        report.extract_quarantined = dict(Counter(f.pipeline for f in report.extract_problems))
-    asyncio.run(_load_all(project, specs, report, refs, notify, concurrency, kind))
+    with run_locks(project.state_path, company=_company_of(project, specs), wait=wait):
+        if extract and specs:
+            report.extracted, report.staged = _extract(project, [s.name for s in specs], notify, report.run_id)
+            report.extract_problems = _extract_quarantine(project, report.run_id)
+            report.extract_quarantined = dict(Counter(f.pipeline for f in report.extract_problems))
+        asyncio.run(_load_all(project, specs, report, refs, notify, concurrency, kind))
     report.seconds = time.monotonic() - started
     return report
+
+
+def _company_of(project: Any, specs: list[Any]) -> str | None:
+    """The SAP B1 company the pipelines write to (its lock name), None when they write nowhere."""
+    names = {s.target["connection"] for s in specs}
+    if not names:
+        return None
+    if len(names) > 1:
+        raise ConfigError(f"one run writes to one SAP B1 company; these pipelines name {sorted(names)}")
+    profile = project.connection(next(iter(names)))
+    return company_key(profile["service_root"], profile["company_db"])
 
 
 def _writes_to_b1(project: Any, spec: Any) -> bool:
@@ -210,7 +225,7 @@ def _extract(project: Any, names: list[str], notify: ProgressFn, run_id: str) ->
     def on_progress(pipeline: str, done: int, total: int | None) -> None:
         notify(Progress(pipeline, "extract", done, total or 0))
 
-    results = extract_pipelines(project, names, progress=on_progress, run_id=run_id)
+    results = extract_pipelines(project, names, progress=on_progress, run_id=run_id, lock=False)
     counts = _extracted_counts(results)
     staged = {item.pipeline: int(item.new or 0) + int(item.changed or 0) for item in results or []}
     for name, count in counts.items():

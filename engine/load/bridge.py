@@ -185,7 +185,9 @@ class LedgerJournal(Journal):
         out: list[dict[str, Any] | None] = []
         for o in outcomes:
             row = rows.get((o.op.pipeline, o.op.ref)) if o.status is Status.NOT_APPLIED else None
-            out.append(apply_patch(row.payload, o.applied or {}) if row is not None and row.payload is not None else None)
+            # an adopted record: what B1 held when it was found (the ledger had no payload of it, or an old one)
+            base = o.op.context.get("b1_holds") or (row.payload if row is not None else None)
+            out.append(apply_patch(base, o.applied or {}) if o.status is Status.NOT_APPLIED and base is not None else None)
         return out
 
     def _line_map(self, o: Outcome) -> dict[str, int] | None:

@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ConnectorError
+from engine.load.adopt import comparable, held_shape, select_fields
 from engine.load.classify import ErrorClass, classify, error_fields
 from engine.load.closed import Split, same, select_for, split_patch
 from engine.load.model import Action, Attempt, LoadStats, Operation, Outcome, Status, Target
 from engine.load.port import B1Port
 from engine.mapping.core import strip_reserved
+from engine.plan import diff
 
 
 class RunAborted(ConnectorError):
@@ -128,21 +130,21 @@ class Loader:
         self._target = target
 
         async def producer() -> None:
-            try:
-                batch: list[Operation] = []
-                # A small first chunk (three requests per worker) gets the first writes out at once while the
-                # next, twice as large, is looked up and journalled; sizes double up to `chunk`.
-                size = min(self.chunk, 3 * self.concurrency)
-                for op in ops:
-                    batch.append(op)
-                    if len(batch) >= size:
-                        await self._stage(batch, queue, outcomes)
-                        batch, size = [], min(self.chunk, size * 2)
-                if batch:
+            batch: list[Operation] = []
+            # A small first chunk (three requests per worker) gets the first writes out at once while the
+            # next, twice as large, is looked up and journalled; sizes double up to `chunk`.
+            size = min(self.chunk, 3 * self.concurrency)
+            for op in ops:
+                batch.append(op)
+                if len(batch) >= size:
                     await self._stage(batch, queue, outcomes)
-            finally:
-                for _ in range(self.concurrency):
-                    await queue.put(None)
+                    batch, size = [], min(self.chunk, size * 2)
+            if batch:
+                await self._stage(batch, queue, outcomes)
+            # Only on success: when anything failed the workers are cancelled, and a put into a full queue
+            # nobody reads any more would never return (a run that could not end).
+            for _ in range(self.concurrency):
+                await queue.put(None)
 
         async def worker() -> None:
             while (op := await queue.get()) is not None:
@@ -189,9 +191,16 @@ class Loader:
         to_send: list[Operation] = []
         for op in batch:
             if op.action is Action.CREATE and op.ref in found:
-                self._finish(await self._adopt(op, found[op.ref], writes=0, attempts=0), outcomes)
-            else:
-                to_send.append(op)
+                try:
+                    adopted = await self._adopt(op, found[op.ref], writes=0, attempts=0)
+                except Unresolved:
+                    op.resume = True  # B1 could not be read now: the worker looks it up again first
+                    adopted = op
+                if isinstance(adopted, Outcome):
+                    self._finish(adopted, outcomes)
+                    continue
+                op = adopted  # held by B1 but different: an update of the difference
+            to_send.append(op)
         if to_send:
             await self.journal.intents(to_send)  # durable before any of them is sent
         for op in to_send:
@@ -220,7 +229,7 @@ class Loader:
         if op.resume:  # its chunk lookup failed: ask again before the first send
             existing = (await self._lookup([op.ref])).get(op.ref)
             if existing:
-                return await self._adopt(op, existing, writes=0, attempts=0)
+                return await self._adopt_now(op, existing, writes=0, attempts=0)
         tries: list[Attempt] = []
         body = strip_reserved(op.payload)
         for attempt in range(1, self.retry.attempts + 1):
@@ -234,7 +243,8 @@ class Loader:
                 if kind is ErrorClass.DUPLICATE:
                     existing = (await self._lookup([op.ref])).get(op.ref)
                     if existing:
-                        return _settled(await self._adopt(op, existing, writes=writes, attempts=attempt), answer, tries)
+                        return _settled(await self._adopt_now(op, existing, writes=writes, attempts=attempt), answer,
+                                        tries)
                     if not target.key_is_ref and op.payload.get(target.key_field) is not None:
                         return _settled(await self._link_by_key(op, writes, attempt), answer, tries)
                     return self._failed(op, exc, writes, attempt, answer, tries,
@@ -243,8 +253,9 @@ class Loader:
                     return self._failed(op, exc, writes, attempt, answer, tries)
                 await asyncio.sleep(self.retry.delay(attempt))
                 existing = (await self._lookup([op.ref])).get(op.ref)
-                if existing:  # the write landed, its answer was lost
-                    return _settled(await self._adopt(op, existing, writes=writes, attempts=attempt), answer, tries)
+                if existing:  # the write landed, its answer was lost: B1 holds exactly this payload
+                    return _settled(await self._adopt(op, existing, writes=writes, attempts=attempt, compare=False),
+                                    answer, tries)
                 tries.append(answer)
                 last = exc
                 continue
@@ -390,18 +401,44 @@ class Loader:
                 await asyncio.sleep(self.retry.delay(attempt))
         raise Unresolved(f"could not {what} in B1: {last}; the next run resolves it")
 
-    async def _adopt(self, op: Operation, rows: list[dict[str, Any]], *, writes: int, attempts: int) -> Outcome:
+    async def _adopt(self, op: Operation, rows: list[dict[str, Any]], *, writes: int, attempts: int,
+                     compare: bool = True) -> Outcome | Operation:
+        """A record B1 already holds under the reference: synced as it is when it matches the planned
+        payload, else an update of the difference (returned as an `Operation` for the caller to send).
+        `compare=False` when B1 holds exactly this payload (our own write whose answer was lost)."""
         target = self._target
         if len(rows) > 1:
             keys = ", ".join(str(r.get(target.key_field)) for r in rows)
             return Outcome(op, Status.FAILED, error_code="duplicate_in_b1", writes=writes, attempts=attempts,
                            error_message=f"{target.ref_field} {op.ref!r} is on more than one {target.entity_set}: {keys}")
         key = rows[0].get(target.key_field)
-        lines = None
-        if target.lines_field and op.line_refs:
-            entity = await self._get(key, [target.key_field, target.lines_field])
-            lines = self._line_map(op, entity)
-        return Outcome(op, Status.SYNCED, key=key, lines=lines, adopted=True, writes=writes, attempts=attempts)
+        planned = op.full_payload or op.payload
+        if not compare:
+            lines = None
+            if target.lines_field and op.line_refs:
+                lines = self._line_map(op, await self._get(key, [target.key_field, target.lines_field]))
+            return Outcome(op, Status.SYNCED, key=key, lines=lines, adopted=True, writes=writes, attempts=attempts)
+        compared = comparable(planned, target)
+        entity = await self._get(key, select_fields(compared, target.key_field))
+        lines = self._line_map(op, entity) if target.lines_field else None
+        held = held_shape(compared, entity, lines or {})
+        patch, _ = diff(held, compared, line_map=lines or {})
+        if not strip_reserved(patch):
+            return Outcome(op, Status.SYNCED, key=key, lines=lines, adopted=True, writes=writes, attempts=attempts)
+        numbers = sorted(int(m["LineNum"]) for m in entity.get(target.lines_field or "", None) or [] if "LineNum" in m)
+        context = {**op.context, "line_map": lines or {}, "known_line_nums": numbers,
+                   "b1_holds": {**planned, **held}}  # what is not compared counts as held (for a change not applied)
+        return Operation(op.pipeline, op.ref, Action.UPDATE, patch, op.fingerprint, op.mapping_version, key=key,
+                         full_payload=planned, line_refs=op.line_refs, context=context)
+
+    async def _adopt_now(self, op: Operation, rows: list[dict[str, Any]], *, writes: int, attempts: int) -> Outcome:
+        """`_adopt`, sending the difference at once when there is one."""
+        adopted = await self._adopt(op, rows, writes=writes, attempts=attempts)
+        if isinstance(adopted, Outcome):
+            return adopted
+        outcome = await self._update(adopted)
+        outcome.writes += writes
+        return outcome
 
     def _line_map(self, op: Operation, entity: dict[str, Any]) -> dict[str, int] | None:
         """Source line id -> B1 LineNum: B1 numbers created lines in the order they were sent."""
