@@ -32,7 +32,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from engine import db, quarantine
 from engine.errors import ConnectorError
-from engine.jaggaer.client import J1PClient, JaggaerSettings
+from engine.jaggaer.client import HostUnreachable, J1PClient, JaggaerSettings
 from engine.jaggaer.keyset import KeysetState
 from engine.jaggaer.source import Batch, read_source
 from engine.locks import run_locks
@@ -69,6 +69,7 @@ class ExtractResult:
     duration_s: float = 0.0
     error: str | None = None
     skipped: str | None = None
+    unreachable: bool = False  # the tenant did not answer at all: its other sources are not tried
 
     @property
     def ok(self) -> bool:
@@ -270,8 +271,19 @@ def extract_pipelines(project: Project, names: Iterable[str] | None = None, *, p
     if wanted:
         specs = [s for s in specs if s.name in wanted]
     run_id = run_id or f"extract-{uuid.uuid4().hex[:12]}"
+    results: list[ExtractResult] = []
+    unreachable: dict[str, str] = {}  # connection -> why: one budget spent per tenant, not one per source
     with run_locks(project.state_path, wait=wait) if lock else contextlib.nullcontext(), _gc_for_streaming():
-        return [extract_pipeline(project, spec, progress=progress, run_id=run_id, transport=transport) for spec in specs]
+        for spec in specs:
+            connection = spec.source.get("connection", "")
+            if connection in unreachable:
+                results.append(ExtractResult(spec.name, error=unreachable[connection], unreachable=True))
+                continue
+            result = extract_pipeline(project, spec, progress=progress, run_id=run_id, transport=transport)
+            if result.unreachable:
+                unreachable[connection] = result.error or "unreachable"
+            results.append(result)
+    return results
 
 
 _streaming = False  # inside _gc_for_streaming: GC held back, each staging commit collects
@@ -341,6 +353,8 @@ def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: Progress
                 break
             else:
                 raise payload
+    except HostUnreachable as exc:
+        result.error, result.unreachable = str(exc), True
     except ConnectorError as exc:
         result.error = str(exc)
     except ValueError as exc:

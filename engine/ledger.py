@@ -16,7 +16,8 @@
 Crash safety: `record_intent` commits the in-flight status and the intent event BEFORE the loader
 sends anything; after a crash `pending_intents` names the records whose outcome is unknown, to be
 looked up in B1 before any re-send. Every write function batches its rows in one transaction.
-Secret-like keys and session cookies are redacted from anything stored (`redact`).
+Secrets (registered credentials, credential keys, session cookies, bearer tokens) are redacted from
+anything stored (`redact`, from `engine.secrets`); business text is stored unchanged.
 
 This module is the only code that touches these tables. State files made by an older layout (without
 `events.http_status/duration_ms/b1_body`, `runs.mapping_versions/engine_version`, `ledger.plan_hash`)
@@ -26,7 +27,6 @@ by column name and skip the columns a table lacks, and readers never need them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,8 +36,9 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from engine import __version__
+from engine import __version__, secrets
 from engine.mapping.core import CrosswalkEntry
+from engine.secrets import redact
 
 STATUSES = ("pending", "in_flight", "synced", "waiting", "failed", "quarantined", "not_applied", "ignored")
 # Statuses of a record B1 holds as the ledger says (key, payload, fingerprint): `not_applied` is a record
@@ -122,40 +123,17 @@ def _many(conn: duckdb.DuckDBPyConnection, head: str, rows: Sequence[Sequence[An
 
 
 # ---------------------------------------------------------------- redaction
-
-_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|session|cookie|authori[sz]ation|api[_-]?key|credential)", re.I)
-_SECRET_TEXT = re.compile(
-    r"((?:B1SESSION|ROUTEID|access_token|refresh_token|client_secret|password|Bearer)[\"']?\s*[=:]\s*[\"']?|Bearer\s+)"
-    r"([^\s\"',;&}]+)",
-    re.I,
-)
-REDACTED = "***"
-
-
-def redact(value: Any) -> Any:
-    """A copy with secret-like keys' values and inline session ids / tokens replaced by ***."""
-    if isinstance(value, Mapping):
-        return {k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") else redact(v))
-                for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
-    if isinstance(value, str):
-        return _SECRET_TEXT.sub(lambda m: m.group(1) + REDACTED, value)
-    return value
-
-
-# Text that may hold a secret: only such values take the (slower) key-by-key `redact` walk.
-_SECRET_HINT = re.compile(
-    rb"pass|secret|token|session|cookie|authori[sz]ation|api[_-]?key|credential|ROUTEID|bearer", re.I)
+# What is a secret is decided in `engine.secrets` (registered values, credential keys, credentials in
+# transit); business text is stored as it is.
 
 
 def _json(value: Any) -> str | None:
     """Compact JSON of `value`, redacted. Payloads are serialised once (orjson) and walked by `redact`
-    only when their text mentions something secret-like."""
+    only when their text shows a registered secret, a credential key or a credential in transit."""
     if value is None:
         return None
     text = orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
-    if _SECRET_HINT.search(text):
+    if secrets.may_hold_secret(text):
         text = orjson.dumps(redact(value), default=str, option=orjson.OPT_NON_STR_KEYS)
     return text.decode()
 

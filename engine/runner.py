@@ -252,9 +252,9 @@ def _extracted_counts(results: Any) -> dict[str, int]:
     for item in results or []:
         counts[item.pipeline] = int(item.read or 0)
         if item.error:
-            errors.append(f"{item.pipeline}: {item.error}")
+            errors.append(item.error if item.unreachable else f"{item.pipeline}: {item.error}")
     if errors:
-        raise ConnectorError("extraction failed: " + "; ".join(errors))
+        raise ConnectorError("extraction failed: " + "; ".join(dict.fromkeys(errors)))
     return counts
 
 

@@ -2,7 +2,7 @@
 
 Each verb lives in its own module in this package and exposes `register(subparsers)`, which adds
 its parser and sets `func(args) -> int` as the handler. Core functions return results; only the
-verb modules print.
+verb modules print. Exit codes: `engine.exitcodes`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import argparse
 import importlib
 import sys
 
-from engine import __version__
+from engine import __version__, exitcodes
 from engine.errors import ConnectorError
+from engine.locks import RunLocked
 
 # Verb modules, in the order `--help` lists them. Add a verb by adding its module here.
 VERBS = [
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ml-connector",
         description="Sync JAGGAER procurement data with SAP Business One.",
+        epilog=exitcodes.describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ml-connector {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -45,15 +48,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return exitcodes.USAGE
+    _terminate_as_interrupt()
     try:
         return int(args.func(args) or 0)
+    except RunLocked as exc:
+        print(f"busy: {exc}", file=sys.stderr)
+        return exitcodes.BUSY
     except ConnectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exitcodes.ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exitcodes.INTERRUPTED
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a scheduler, systemd, `kill`) ends a command the way Ctrl-C does: the run in progress is
+    cancelled, its in-flight writes stay journalled as intents, the run is recorded as aborted."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 if __name__ == "__main__":

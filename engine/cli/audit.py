@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from engine.audit import QUERIES, audit, format_table
+from engine.audit import QUERIES, audit, format_table, json_rows
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     names = "\n".join(f"  {name:<11} {q.help}" for name, q in QUERIES.items())
     parser = subparsers.add_parser(
         "audit", help="query the audit trail: runs, failures, history <ref>, quarantine, waiting, or SQL",
-        description=f"Named queries:\n{names}\nor any SQL over ledger, events, runs, crosswalk, quarantine.",
+        description=f"Named queries:\n{names}\nor one SELECT over ledger, events, runs, crosswalk, quarantine, staging.*\n"
+                    "(read-only: no other statement, no file or network access; control characters escaped).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("query", nargs="?", default="runs", help="a named query or one SQL statement (default: runs)")
+    parser.add_argument("query", nargs="?", default="runs", help="a named query or one SELECT statement (default: runs)")
     parser.add_argument("args", nargs="*", help="arguments of the named query (history: the external reference)")
     parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
     parser.add_argument("--state", type=Path, help="state file (default: the project's)")
@@ -34,10 +34,11 @@ def _state_path(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the query's rows as a table or as JSON lines."""
     result = audit(_state_path(args), args.query, args.args)
     if args.json:
-        for row in result.rows:
-            print(json.dumps(dict(zip(result.columns, row, strict=True)), default=str))
+        for line in json_rows(result):
+            print(line)
     else:
         print(format_table(result, max_width=args.width))
     return 0

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from engine import exitcodes
 from engine.errors import ConnectorError
 from engine.project import Project, load_project
 
@@ -42,11 +42,10 @@ async def check_sapb1(name: str, profile: dict[str, Any]) -> ConnectionCheck:
 
 
 async def check_jaggaer(name: str, profile: dict[str, Any]) -> ConnectionCheck:
-    from engine.jaggaer.client import JaggaerSettings, TokenProvider
+    from engine.jaggaer.client import JaggaerSettings, fetch_token
 
     settings = JaggaerSettings.from_profile(name, profile)
-    async with httpx.AsyncClient(timeout=settings.timeout) as http:
-        await TokenProvider(settings, http).get()
+    await fetch_token(settings)
     return ConnectionCheck(name, "jaggaer", True, f"token endpoint {settings.token_url} issued a token")
 
 
@@ -73,16 +72,27 @@ async def check_connections(project: Project, names: list[str] | None = None) ->
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("check", help="log in to each SAP B1 connection and get a JAGGAER token")
+    parser = subparsers.add_parser(
+        "check", help="log in to each SAP B1 connection and get a JAGGAER token",
+        description="Log in to each SAP B1 connection and get a JAGGAER token; nothing is read or written.",
+        epilog="exit codes: 0 every connection checked is ok, 1 one failed (or the project is invalid), 2 usage",
+    )
     parser.add_argument("connections", nargs="*", metavar="CONNECTION", help="connections to check (default: all)")
     parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    parser.add_argument("--json", action="store_true",
+                        help='print one JSON document on stdout: {"ok", "connections": [{name, kind, ok, detail}]}')
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """One line per connection (failures on stderr) or one JSON document; exit 1 when any failed."""
     project = load_project(args.project)
     results = asyncio.run(check_connections(project, args.connections or None))
-    for result in results:
-        stream = sys.stdout if result.ok else sys.stderr
-        print(f"{'ok' if result.ok else 'FAILED'}  {result.name} ({result.kind}): {result.detail}", file=stream)
-    return 0 if all(result.ok for result in results) else 1
+    ok = all(result.ok for result in results)
+    if args.json:
+        print(json.dumps({"ok": ok, "connections": [asdict(r) for r in results]}))
+    else:
+        for result in results:
+            stream = sys.stdout if result.ok else sys.stderr
+            print(f"{'ok' if result.ok else 'FAILED'}  {result.name} ({result.kind}): {result.detail}", file=stream)
+    return exitcodes.OK if ok else exitcodes.ERROR

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from engine.plan import Plan, PlanItem, assume_created, plan_pipeline
 
@@ -23,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=int, default=20, help="records listed per pipeline and action (default 20; 0: all)")
     parser.add_argument("--ref", action="append", default=None, help="only these staged keys (repeatable)")
     parser.add_argument("--state", type=Path, help="state file (default: the project's)")
-    parser.add_argument("--json", action="store_true", help="print plan items as JSON lines")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document: counts and every item but the unchanged, per pipeline, "
+                        "with changed fields (--limit does not apply)")
     parser.set_defaults(func=run)
 
 
@@ -87,16 +90,32 @@ def _describe(item: PlanItem) -> list[str]:
     return out
 
 
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The plan as one JSON-ready document: totals, and per pipeline its counts and every item that is not
+    unchanged (`skip`), with the fields an update changes and the body SAP B1 would receive."""
+    return {
+        "counts": plan.counts(), "writes": plan.writes,
+        "pipelines": [{
+            "name": pipeline, "mapping_version": version, "counts": plan.counts(pipeline),
+            "items": [_item(i) for i in plan.items if i.pipeline == pipeline and i.action != "skip"],
+        } for pipeline, version in plan.mapping_versions.items()],
+    }
+
+
+def _item(item: PlanItem) -> dict[str, Any]:
+    return {
+        "action": item.action, "ref": item.external_ref, "record_key": item.record_key,
+        "target_key": item.target_key, "reason": item.reason, "resume": item.resume,
+        "changes": [{"path": c.path, "before": c.before, "after": c.after, "note": c.note} for c in item.changes],
+        "body": item.body,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
+    """Print the plan (text, or one JSON document with `--json`); writes nothing."""
     plan = build_plan(args.project, args.pipelines or None, args.ref, state=args.state)
     if args.json:
-        for item in plan.items:
-            print(json.dumps({
-                "pipeline": item.pipeline, "ref": item.external_ref, "record_key": item.record_key,
-                "action": item.action, "reason": item.reason, "target_key": item.target_key,
-                "changes": [{"path": c.path, "before": c.before, "after": c.after, "note": c.note} for c in item.changes],
-                "body": item.body, "mapping_version": item.mapping_version,
-            }, default=str))
+        print(json.dumps(plan_document(plan), default=str))
     else:
         print(format_plan(plan, args.limit))
     return 0

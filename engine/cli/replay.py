@@ -8,13 +8,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engine.cli.run import Display, print_report
+from engine import exitcodes
+from engine.cli.run import Display, add_json_flag, finish
 from engine.errors import ConfigError
 from engine.runner import replay_failed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("replay", help="re-send failed records (all, of one run, or by reference)")
+    parser = subparsers.add_parser(
+        "replay", help="re-send failed records (all, of one run, or by reference)",
+        description="Re-send failed records, re-rendered with the current mapping, from what is staged.",
+        epilog=exitcodes.describe(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every failed record")
     which.add_argument("--run", metavar="RUN_ID", help="the records that failed in this run")
@@ -23,15 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "closed is re-sent too (after it was reopened in SAP B1)")
     parser.add_argument("--pipeline", action="append", help="only this pipeline (repeatable)")
     parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    add_json_flag(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    """Replay with progress on stderr; the summary on stdout; the exit code of `engine.exitcodes`."""
     with Display(Console(file=sys.stderr)) as display:
         report = replay_failed(args.project, run_id=args.run, refs=args.ref, pipelines=args.pipeline,
                                progress=display)
     if report is None:
         raise ConfigError("nothing to replay: no failed records match")
-    print_report(report, console)
-    return 0 if report.ok else 1
+    return finish(report, args)

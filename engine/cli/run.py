@@ -3,24 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from engine import exitcodes
 from engine.runner import Failure, RunReport, run_pipelines
 from engine.runner import Progress as Step
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("run", help="extract, plan and load pipelines into SAP B1")
+    parser = subparsers.add_parser(
+        "run", help="extract, plan and load pipelines into SAP B1",
+        description="Extract, plan and load pipelines into SAP B1, suppliers before orders before invoices.",
+        epilog=exitcodes.describe(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("pipelines", nargs="*", metavar="PIPELINE", help="pipelines to run (default: all)")
     parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
     parser.add_argument("--no-extract", action="store_true", help="load what is staged; do not read JAGGAER")
     parser.add_argument("--concurrency", type=int, default=None, help="requests in flight (default: the profile's)")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="when another run holds the project or its SAP B1 company, wait this long for it "
+                             "(default 0: exit 6 at once, naming the holder)")
+    parser.add_argument("--max-waiting", type=non_negative, default=None, metavar="N",
+                        help="exit 5 when more than N records wait for a dependency (default: no limit)")
+    add_json_flag(parser)
     parser.set_defaults(func=run)
+
+
+def non_negative(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document (the summary, exit_code, every problem) on stdout and nothing "
+                        "else there (progress goes to stderr)")
 
 
 class Display:
@@ -110,10 +137,42 @@ def _print_records(console: Console, records: list[Failure], more: str, limit: i
         console.print(f"  … and {len(records) - limit} more ({more})", markup=False, highlight=False)
 
 
+def report_document(report: RunReport, exit_code: int) -> dict[str, Any]:
+    """The run as one JSON-ready document: counts per pipeline and every record that did not settle."""
+    return {
+        "run_id": report.run_id, "started_at": report.started_at.isoformat(), "seconds": round(report.seconds, 3),
+        "aborted": report.aborted, "exit_code": exit_code, "writes": report.writes,
+        "pipelines": [{
+            "name": p.name, "entity": p.entity, "staged": report.staged.get(p.name),
+            "invalid": report.extract_quarantined.get(p.name, 0), "planned": p.planned_total,
+            "planned_by_action": p.planned, "outcomes": p.outcomes, "writes": p.stats.writes,
+            "seconds": round(p.seconds, 3),
+        } for p in report.pipelines],
+        "problems": [_failure(f) for f in report.problems],
+        "still_failed": [_failure(f) for p in report.pipelines for f in p.still_failed],
+        "ignored": [_failure(f) for p in report.pipelines for f in p.ignored],
+        "rule_problems": report.rule_problems,
+    }
+
+
+def _failure(failure: Failure) -> dict[str, Any]:
+    return {"pipeline": failure.pipeline, "ref": failure.ref, "status": str(failure.status),
+            "code": failure.code, "message": failure.message}
+
+
+def finish(report: RunReport, args: argparse.Namespace) -> int:
+    """Print the report (a table, or `--json`) and return the run's exit code (`engine.exitcodes`)."""
+    code = exitcodes.exit_code_for(report, max_waiting=getattr(args, "max_waiting", None))
+    if args.json:
+        print(json.dumps(report_document(report, code), default=str))
+    else:
+        print_report(report, Console())
+    return code
+
+
 def run(args: argparse.Namespace) -> int:
-    console = Console()
+    """Run the pipelines with progress on stderr; the summary on stdout."""
     with Display(Console(file=sys.stderr)) as display:
         report = run_pipelines(args.project, args.pipelines or None, extract=not args.no_extract,
-                               progress=display, concurrency=args.concurrency)
-    print_report(report, console)
-    return 0 if report.ok else 1
+                               progress=display, concurrency=args.concurrency, wait=args.wait)
+    return finish(report, args)

@@ -21,6 +21,7 @@ import orjson
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base
 
+from engine import secrets
 from engine.errors import ConfigError, ConnectorError
 from engine.jaggaer.net import fast_transport
 
@@ -29,6 +30,8 @@ log = logging.getLogger("engine.jaggaer")
 ACCEPTED_WARNINGS = {"1", "-996"}
 TRANSIENT_CODE = "-998"
 REFRESH_MARGIN_S = 30.0
+UNREACHABLE_AFTER_S = 20.0  # connections failing this long (from the first failed attempt's start): give up
+CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,38 @@ class AuthFailed(ConfigError):
     """The token endpoint refused the client credentials, or a fresh token was refused."""
 
 
+class HostUnreachable(J1PError):
+    """Every connection to the tenant failed for the whole reachability budget: stop, naming the URL."""
+
+
+class Reachability:
+    """One retry budget per host: connection failures (no HTTP answer at all) may go on for
+    `budget` seconds, counted from the start of the first failed attempt; then every call of the
+    client — retries and concurrent reads included — fails at once with `HostUnreachable`.
+    Any HTTP answer (even a 5xx) resets it: the host is there."""
+
+    def __init__(self, url: str, budget: float = UNREACHABLE_AFTER_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.url, self.budget, self.clock = url, budget, clock
+        self._first_failure: float | None = None
+        self.dead: str | None = None
+
+    def check(self) -> None:
+        if self.dead:
+            raise HostUnreachable(self.dead, path=self.url)
+
+    def answered(self) -> None:
+        self._first_failure = None
+
+    def failed(self, started: float, cause: str) -> None:
+        """A connection attempt begun at `started` failed; raise `HostUnreachable` once the budget is spent."""
+        if self._first_failure is None:
+            self._first_failure = started
+        waited = self.clock() - self._first_failure
+        if waited >= self.budget:
+            self.dead = f"JAGGAER at {self.url} is unreachable: {cause}; no answer for {waited:.0f} s"
+            raise HostUnreachable(self.dead, path=self.url)
+
+
 class _Transient(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
@@ -121,9 +156,11 @@ class TokenProvider:
     """One cached bearer token per connection, renewed 30 s before expiry and on demand after a 401."""
 
     def __init__(self, settings: JaggaerSettings, http: httpx.AsyncClient, *, clock: Callable[[], float] = time.monotonic,
-                 retrying: Callable[[], AsyncRetrying] | None = None) -> None:
+                 retrying: Callable[[], AsyncRetrying] | None = None, reach: Reachability | None = None) -> None:
         self._settings = settings
         self._http = http
+        self._reach = reach or Reachability(settings.token_url, clock=clock)
+        secrets.register(settings.client_secret)
         self._clock = clock
         self._retrying = retrying
         self._lock = asyncio.Lock()
@@ -154,10 +191,15 @@ class TokenProvider:
     async def _fetch(self) -> None:
         s = self._settings
         data = {"grant_type": "client_credentials", "client_id": s.client_id, "client_secret": s.client_secret}
+        self._reach.check()
+        started = self._reach.clock()
         try:
             response = await self._http.post(s.token_url, data=data, headers={"Accept": "application/json"})
         except httpx.TransportError as exc:
-            raise _Transient(f"token endpoint unreachable ({type(exc).__name__})") from None
+            cause = _cause(exc)
+            self._reach.failed(started, f"token endpoint {s.token_url}: {cause}")
+            raise _Transient(f"token endpoint {s.token_url} unreachable ({cause})") from None
+        self._reach.answered()
         self.fetches += 1
         status = response.status_code
         if status == 429 or status >= 500:
@@ -172,12 +214,25 @@ class TokenProvider:
         try:
             body = response.json()
             token = f"{body.get('token_type') or 'Bearer'} {body['access_token']}"
+            secrets.register(str(body["access_token"]))
             lifetime = float(body.get("expires_in") or 300)
         except (ValueError, KeyError, TypeError):
             raise AuthFailed(f"connection '{s.name}': the token endpoint {s.token_url} sent no usable token") from None
         margin = min(REFRESH_MARGIN_S, lifetime / 2)
         self._token = token
         self._renew_at = self._clock() + lifetime - margin
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def fetch_token(settings: JaggaerSettings) -> None:
+    """Get one token with the client's retry budget (`ml-connector check`); raises a `ConnectorError`
+    naming the token URL and the cause."""
+    async with J1PClient(settings) as client:
+        await client.token()
 
 
 def _oauth_error(response: httpx.Response) -> str:
@@ -203,10 +258,14 @@ class J1PClient:
         self.settings = settings
         limits = httpx.Limits(max_connections=settings.max_concurrency + 2,
                               max_keepalive_connections=settings.max_concurrency + 2)
-        self._http = httpx.AsyncClient(timeout=settings.timeout, limits=limits,
+        timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, CONNECT_TIMEOUT_S))
+        self._http = httpx.AsyncClient(timeout=timeout, limits=limits,
                                        transport=transport if transport is not None else fast_transport(limits),
                                        headers={"Accept": "application/json"})
-        self.tokens = TokenProvider(settings, self._http, clock=clock, retrying=self._retrying)
+        self.reach = Reachability(settings.base_url, clock=clock)
+        # No retry loop of its own: a token fetch happens inside a request, whose retries cover it
+        # (retries nested in retries made an unreachable tenant take ten minutes to report).
+        self.tokens = TokenProvider(settings, self._http, clock=clock, reach=self.reach)
         self.counters = Counters()
 
     async def __aenter__(self) -> J1PClient:
@@ -236,11 +295,18 @@ class J1PClient:
         """GET `<base_url><path>`: retried while transient; raises J1PError on a definitive failure."""
         return (await self.get_raw(path, params))[0]
 
+    async def token(self) -> str:
+        """A bearer token, fetched with the same retries and budget as a request."""
+        return await self._with_retries(self.tokens.get, self.settings.token_url)
+
     async def get_raw(self, path: str, params: Mapping[str, str] | None = None) -> tuple[dict[str, Any], bytes]:
         """Like `get`, plus the body exactly as the server sent it (staged as the raw record)."""
+        return await self._with_retries(lambda: self._get_once(path, params), path)
+
+    async def _with_retries(self, call: Callable[[], Any], path: str) -> Any:
         s = self.settings
         try:
-            return await self._get_once(path, params)  # the common case, without the retry machinery
+            return await call()  # the common case, without the retry machinery
         except _Transient as exc:
             failure = exc
         try:
@@ -250,10 +316,10 @@ class J1PClient:
             await asyncio.sleep(_Backoff(s.backoff_initial, s.backoff_max).delay(1, failure))
             async for attempt in self._retrying(attempts=s.retry_attempts - 1, offset=1):
                 with attempt:
-                    return await self._get_once(path, params)
+                    return await call()
         except _Transient as exc:
-            raise J1PError(f"{path}: gave up after {s.retry_attempts} attempts: {exc.reason}",
-                           code=TRANSIENT_CODE if "returnCode -998" in exc.reason else None,
+            raise J1PError(f"{s.base_url}{path if path.startswith('/') else ''}: gave up after {s.retry_attempts} "
+                           f"attempts: {exc.reason}", code=TRANSIENT_CODE if "returnCode -998" in exc.reason else None,
                            return_message=exc.reason, path=path) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -262,10 +328,14 @@ class J1PClient:
         for fresh in (False, True):
             token = await self.tokens.get()
             self.counters.requests += 1
+            self.reach.check()
+            started = self.reach.clock()
             try:
                 response = await self._http.get(url, params=params, headers={"Authorization": token})
             except (httpx.TransportError, httpx.TimeoutException) as exc:
-                raise _Transient(f"connection failed ({type(exc).__name__})") from None
+                self.reach.failed(started, f"{url}: {_cause(exc)}")
+                raise _Transient(f"{url}: connection failed ({_cause(exc)})") from None
+            self.reach.answered()
             if response.status_code == 401:
                 # Decide on the status alone: no WWW-Authenticate, a bare '; charset' content type (§3.4).
                 self.tokens.invalidate(token)

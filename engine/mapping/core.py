@@ -4,6 +4,7 @@ A mapping file (`mappings/<name>.yaml`)::
 
     target: PurchaseOrders                 # schemas/sapb1/PurchaseOrders.schema.json ("jaggaer:X" -> schemas/jaggaer/X)
     on_overflow: fail                      # strings longer than B1's field length: fail | truncate
+    control_characters: strip              # C0 (not TAB/LF/CR), DEL, C1 in rendered strings: strip | refuse
     external_ref: {field: U_JaggaerRef, value: "'PO-' ~ record.header.poNumber"}
     crosswalk: {type: purchase_orders, key: record.header.poNumber}
     wait_unless: {"record.header.workflowStatus == 'Completed'": "not approved in JAGGAER yet"}
@@ -19,6 +20,8 @@ A mapping file (`mappings/<name>.yaml`)::
 
 String values are Jinja expressions (a literal string needs quotes: `"'cSupplier'"`); numbers and
 booleans are constants. A field whose value renders to None is left out of the payload.
+Every rendered string loses its control characters before lengths and the payload schema are checked
+(`refuse`: the record is quarantined naming the field and the character instead).
 
 Per block (the header, each line) all expressions are compiled into ONE sandboxed template run, so a
 record costs a handful of template calls. When a block fails, its expressions are re-run one by one
@@ -346,6 +349,7 @@ class MappingFile:
         self.data = data
         self.target: str = data["target"]
         self.on_overflow: str = data.get("on_overflow", "fail")
+        self.control_characters: str = data.get("control_characters", "strip")  # strip | refuse
         self.project_root = project_root
         b = _Builder(lines)
         ref = data.get("external_ref") or {}
@@ -423,12 +427,14 @@ class MappingFile:
             ref = crosswalk_key = None
             if self.ref_expr is not None:
                 ref = self._eval_single(self.ref_expr, {**base, **top_vars}, "external_ref.value")
-                ref = None if ref is None else str(ref)
+                ref = None if ref is None else self._clean_text(str(ref), "external_ref.value", self.ref_expr.line)
                 if self.ref_field and ref is not None:
                     payload[self.ref_field] = ref
             if self.crosswalk_expr is not None:
                 crosswalk_key = self._eval_single(self.crosswalk_expr, {**base, **top_vars}, "crosswalk.key")
                 crosswalk_key = None if crosswalk_key is None else str(crosswalk_key)
+            if fn.may_hold_control_characters(payload):
+                payload = self._clean(payload, "")
             self._check_lengths(payload, self.lengths, "")
             self._validate_payload(payload)
         except fn.WaitSignal as exc:
@@ -555,6 +561,31 @@ class MappingFile:
             if bind:
                 variables[bind] = value
         raise _Located(where or "(mapping)", line_of(self.lines, block.at), f"{type(exc).__name__}: {exc}" if exc else "cannot render")
+
+    def _clean(self, value: Any, path: str) -> Any:
+        """`value` with control characters stripped from every string (new containers: a rendered value
+        may be the staged record's own); with `control_characters: refuse` the first one quarantines."""
+        if isinstance(value, str):
+            return self._clean_text(value, path)
+        if isinstance(value, MappingABC):
+            return {k: self._clean(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(item, f"{path}[{item['_key']}]" if isinstance(item, dict) and "_key" in item else f"{path}[{i}]")
+                    for i, item in enumerate(value)]
+        return value
+
+    def _clean_text(self, value: str, path: str, line: int | None = None) -> str:
+        """One rendered string without its control characters, or `_Located` when the mapping refuses them."""
+        if self.control_characters != "refuse":
+            return fn.strip_control_characters(value)
+        found = fn.describe_control_character(value)
+        if found is None:
+            return value
+        raise _Located(
+            path, line if line is not None else self._line_for_path(path),
+            f"control character {found} in {value[:40]!r}; SAP B1 does not take it: remove it at the source, "
+            "or set `control_characters: strip` in the mapping",
+        )
 
     def _check_lengths(self, payload: dict[str, Any], lengths: dict[str, Any], where: str) -> None:
         for name, value in list(payload.items()):

@@ -32,6 +32,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 from jinja2 import pass_context
 from jinja2.runtime import Context, Undefined
 
@@ -294,6 +295,37 @@ def wait(reason: str) -> None:
 
 def reject(reason: str) -> None:
     raise RejectSignal(str(reason))
+
+
+# ---------------------------------------------------------------- control characters
+# Applied by `core` to every rendered string (mapping option `control_characters: strip | refuse`):
+# C0 controls but TAB/LF/CR, DEL, and the C1 controls U+0080-U+009F never reach SAP B1.
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# The same characters in orjson's output: escaped (\u0000-\u001f, \b, \f), DEL raw, C1 as UTF-8.
+# A superset (a literal backslash-b matches too): it only decides whether a payload is walked.
+_CONTROL_IN_JSON = re.compile(rb"\\(?:u00[01]|[bf])|\x7f|\xc2[\x80-\x9f]")
+
+
+def may_hold_control_characters(payload: Any) -> bool:
+    """Cheap check of a whole payload (one serialisation, one search): False means no string in it
+    holds a control character."""
+    try:
+        text = orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: let the caller walk it
+        return True
+    return _CONTROL_IN_JSON.search(text) is not None
+
+
+def strip_control_characters(value: str) -> str:
+    """`value` without control characters (TAB, LF and CR are kept)."""
+    return CONTROL_CHARACTERS.sub("", value) if CONTROL_CHARACTERS.search(value) else value
+
+
+def describe_control_character(value: str) -> str | None:
+    """"U+001B at position 5" (1-based) for the first control character of `value`, None if none."""
+    found = CONTROL_CHARACTERS.search(value)
+    return None if found is None else f"U+{ord(found.group()):04X} at position {found.start() + 1}"
 
 
 FILTERS = {

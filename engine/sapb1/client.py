@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 
+from engine import secrets
 from engine.errors import ConfigError
 from engine.retry import Backoff
 from engine.sapb1.batch import (
@@ -118,6 +119,7 @@ class SapB1Client:
             follow_redirects=False,
         )
         self.session = Session(self._http, self.root, company_db, username, password, login_retry=read_retry)
+        secrets.register(password.reveal() if isinstance(password, Secret) else password)
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self.requests_sent = 0
 

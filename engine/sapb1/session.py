@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from engine import secrets
 from engine.errors import ConnectorError
 from engine.retry import Backoff
 from engine.sapb1.errors import LoginError, ServiceLayerError, TransportError, transport_error
@@ -151,7 +152,9 @@ class Session:
                 describe="SAP B1 Login",
             )
         except TransportError as exc:
-            self._failure = TransportError("POST", "Login", exc.cause, request_sent=exc.request_sent, transient=False)
+            # the Login could not reach the Service Layer: say where, so an unreachable host is plain
+            self._failure = TransportError("POST", self._root.url("Login"), exc.cause, request_sent=exc.request_sent,
+                                           transient=False)
             raise self._failure from None
         except ConnectorError as exc:
             self._failure = exc
@@ -178,6 +181,7 @@ class Session:
             raise LoginError(response.status_code, None, "the Login answer set no B1SESSION cookie")
         route = cookies.get("ROUTEID")
         self._cookie = f"B1SESSION={session_id}" + (f"; ROUTEID={route}" if route else "")
+        secrets.register_cookie(self._cookie)  # never stored, logged or shown
         self.info = SessionInfo(version, timeout, self.generation + 1, route)
         self._last_used = self._clock()
         log.info(
