@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from engine.errors import ConfigError
 from engine.problems import Problem
+from engine.yamlfile import DUPLICATE_KEY, YamlFileError, load_yaml
+from engine.yamlfile import dotted as _dotted
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 PIPELINE_SCHEMA = SCHEMAS_DIR / "pipeline.schema.json"
@@ -55,62 +56,34 @@ class Located:
 
 
 def load_located(path: Path, *, display: str | None = None) -> tuple[Located | None, list[Problem]]:
-    """Parse a YAML file keeping line numbers; duplicate keys are reported, not silently dropped."""
+    """Parse a YAML file keeping line numbers (engine.yamlfile); duplicate keys are reported, not
+    silently dropped. An unreadable or unsafe file is one problem and no document."""
     name = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        return None, [Problem(name, None, "", f"cannot read file: {exc.strerror or exc}")]
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        return None, [Problem(name, line, "", f"invalid YAML: {exc.problem or exc}")]
-    finally:
-        loader.dispose()
-    located = Located(data)
-    problems: list[Problem] = []
-    if node is not None:
-        _walk(node, (), located, problems, name)
-    return located, problems
+        doc = load_yaml(path, display=name)
+    except YamlFileError as exc:
+        where = f" (column {exc.column})" if exc.column else ""
+        return None, [Problem(name, exc.line, "", exc.detail + where)]
+    problems = [Problem(name, line, _dotted(at), DUPLICATE_KEY) for at, line in doc.duplicates]
+    return Located(doc.data, doc.lines, doc.key_lines), problems
 
 
-def _walk(node: yaml.Node, path: Path_, out: Located, problems: list[Problem], name: str) -> None:
-    out.lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen:
-                problems.append(Problem(name, key_node.start_mark.line + 1, _dotted(path + (key,)),
-                                        "duplicate key (the later value would silently win)"))
-            seen.add(key)
-            out.key_lines[path + (key,)] = key_node.start_mark.line + 1
-            _walk(value_node, path + (key,), out, problems, name)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, path + (i,), out, problems, name)
-
-
-def _dotted(path: Iterable[str | int]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+def closest(value: Any, choices: Iterable[str]) -> str | None:
+    """The choice closest to `value` (a near spelling, or the same word in another case), if any."""
+    if not isinstance(value, str):
+        return None
+    choices = list(choices)
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    lowered = {c.lower(): c for c in choices}
+    return lowered.get(value.lower())
 
 
 def did_you_mean(value: Any, choices: Iterable[str]) -> str:
     """` (did you mean 'x'?)` when a close choice exists, else ``."""
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        close = [lowered[value.lower()]] if value.lower() in lowered else []
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    close = closest(value, choices)
+    return f" (did you mean '{close}'?)" if close else ""
 
 
 # --------------------------------------------------------------------------- JSON Schema -> problems
@@ -382,7 +355,154 @@ def _source_schema_problems(spec: PipelineSpec, loc: Located, root: Path, name: 
         compile_schema(schema_file)
     except (ValueError, OSError) as exc:
         return [Problem(name, line, "source.schema", f"{spec.source['schema']} is not a usable JSON Schema: {exc}")]
-    return []
+    return _source_path_problems(spec, loc, root, name)
+
+
+# --------------------------------------------------------------------------- source paths in schemas
+
+
+def list_schema_path(record_schema: Path) -> Path:
+    """The list answer's schema next to a record schema: `x.schema.json` -> `x-list.schema.json`."""
+    base = record_schema.name.removesuffix(".json").removesuffix(".schema")
+    return record_schema.with_name(f"{base}-list.schema.json")
+
+
+def _source_path_problems(spec: PipelineSpec, loc: Located, root: Path, name: str) -> list[Problem]:
+    """`records` must name a list in the list answer's schema (when the project has one);
+    `primary_key` and `cursor.field` must name a value in its items (else in the record schema)."""
+    src, out = spec.source, []
+    item: _SchemaAt | None = None
+    list_file = list_schema_path(root / src["schema"])
+    if list_file.is_file():
+        envelope = _SchemaAt.load(list_file)
+        if envelope is None:
+            return [Problem(name, loc.line(("source", "records")), "source.records",
+                            f"{_rel(list_file, root)} is not valid JSON")]
+        found, message = _resolve(envelope, src["records"], root, want="array")
+        if message:
+            out.append(Problem(name, loc.line(("source", "records")), "source.records", message))
+        item = found.items() if found else None
+    if item is None:  # no list schema, or `records` did not resolve: the record schema has them too
+        item = _SchemaAt.load(root / src["schema"])
+    if item is None:
+        return out
+    for at in (("primary_key",), ("cursor", "field")):
+        _, message = _resolve(item, _dig(src, at), root, want="value")
+        if message:
+            out.append(Problem(name, loc.line(("source", *at)), "source." + ".".join(at), message))
+    return out
+
+
+def _dig(data: dict[str, Any], at: tuple[str, ...]) -> Any:
+    for key in at:
+        data = data[key]
+    return data
+
+
+@dataclass(frozen=True)
+class _SchemaAt:
+    """A (sub)schema and the file it lives in; `$ref`s resolve within that file or to a sibling file."""
+
+    schema: dict[str, Any]
+    file: Path
+    document: dict[str, Any]
+
+    @staticmethod
+    def load(path: Path) -> _SchemaAt | None:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return _SchemaAt(document, path, document) if isinstance(document, dict) else None
+
+    def deref(self, hops: int = 20) -> _SchemaAt | None:
+        """Follow `$ref` (`#/$defs/x`, `other.schema.json`, `other.schema.json#/$defs/x`); None if unresolvable."""
+        node: _SchemaAt | None = self
+        while node is not None and isinstance(node.schema.get("$ref"), str) and hops:
+            file_part, _, pointer = node.schema["$ref"].partition("#")
+            target = node if not file_part else _SchemaAt.load(node.file.parent / file_part)
+            node = target.at_pointer(pointer) if target else None
+            hops -= 1
+        return node if node is not None and hops else None
+
+    def at_pointer(self, pointer: str) -> _SchemaAt | None:
+        value: Any = self.document
+        for part in filter(None, pointer.split("/")):
+            part = part.replace("~1", "/").replace("~0", "~")
+            value = value.get(part) if isinstance(value, dict) else None
+        return _SchemaAt(value, self.file, self.document) if isinstance(value, dict) else None
+
+    def branches(self) -> list[_SchemaAt]:
+        """This schema and its allOf/anyOf/oneOf branches, dereferenced (None: something unresolvable)."""
+        out, todo, seen = [], [self], set()
+        while todo:
+            node = todo.pop().deref()
+            if node is None:
+                return []
+            if id(node.schema) in seen:  # a branch that refers back to itself adds nothing
+                continue
+            seen.add(id(node.schema))
+            out.append(node)
+            todo += [_SchemaAt(b, node.file, node.document) for k in ("allOf", "anyOf", "oneOf")
+                     for b in node.schema.get(k, []) if isinstance(b, dict)]
+        return out
+
+    def properties(self) -> tuple[dict[str, _SchemaAt], bool]:
+        """The named properties, and whether other names may occur too: an unresolvable schema, one
+        that says nothing about properties, or one allowing additional or pattern properties."""
+        names: dict[str, _SchemaAt] = {}
+        branches = self.branches()
+        constraining = [n for n in branches if {"properties", "additionalProperties", "patternProperties"} & n.schema.keys()]
+        for node in constraining:
+            for key, sub in (node.schema.get("properties") or {}).items():
+                if isinstance(sub, dict):
+                    names.setdefault(key, _SchemaAt(sub, node.file, node.document))
+        is_open = not constraining or any(
+            n.schema.get("additionalProperties", True) is not False or n.schema.get("patternProperties") for n in constraining)
+        return names, is_open
+
+    def types(self) -> set[str]:
+        found: set[str] = set()
+        for node in self.branches():
+            t = node.schema.get("type")
+            found |= {t} if isinstance(t, str) else set(t) if isinstance(t, list) else set()
+        return found
+
+    def items(self) -> _SchemaAt | None:
+        for node in self.branches():
+            if isinstance(node.schema.get("items"), dict):
+                return _SchemaAt(node.schema["items"], node.file, node.document)
+        return None
+
+
+def _resolve(start: _SchemaAt, dotted_path: str, root: Path, *, want: str) -> tuple[_SchemaAt | None, str | None]:
+    """Follow a dotted path through object properties; (schema found, None) or (None/partial, problem).
+    An open schema (additional properties allowed) cannot refute a name: the rest is not checked."""
+    node, parts = start, dotted_path.split(".")
+    for i, part in enumerate(parts):
+        where, types = _rel(node.file, root), node.types()
+        if i and types and "object" not in types:
+            what = "a list" if "array" in types else "a value"
+            return None, f"{dotted_path!r} is not in {where} ('{'.'.join(parts[:i])}' is {what}, not a mapping)"
+        names, is_open = node.properties()
+        if part in names:
+            node = names[part]
+            continue
+        if is_open:
+            return None, None
+        guess = closest(part, names)
+        hint = ""
+        if guess:
+            fixed = ".".join([*parts[:i], guess, *parts[i + 1:]])
+            _, problem = _resolve(start, fixed, root, want=want)
+            hint = f" (did you mean '{fixed if problem is None else '.'.join([*parts[:i], guess])}'?)"
+        return None, f"{dotted_path!r} is not in {where}{hint}"
+    types = node.types()
+    if want == "array" and types and "array" not in types:
+        return None, f"{dotted_path!r} in {_rel(node.file, root)} is not a list"
+    if want == "value" and types and types <= {"object", "array"}:
+        return None, f"{dotted_path!r} in {_rel(node.file, root)} is {'a mapping' if 'object' in types else 'a list'}, not a value"
+    return node, None
 
 
 @functools.cache

@@ -1,19 +1,25 @@
-"""Error classes of the contract's §4.4, decided on HTTP status and B1 code — never on message text,
-except the numbered B1 message ids a -5002 wraps.
+"""The one classifier of SAP B1 failures (docs/apis/sapb1.md, "Error classes"), used on every path that
+talks to the Service Layer: creates, updates, linking, lookups and setup.
+
+The rules themselves live on the error types (`engine.sapb1.errors`: `ServiceLayerError.is_session_timeout`,
+`is_not_found`, `is_conflict`, `is_duplicate`, `is_transient`; `TransportError`; `LoginError`) and are
+decided on HTTP status and B1 code, never on message text (except the numbered message id a -5002
+wraps). This module only orders them into one answer per exception.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from enum import StrEnum
 
 import httpx
 
+from engine.sapb1.errors import LoginError, ServiceLayerError, TransportError
+
 
 class ErrorClass(StrEnum):
     SESSION = "session"  # 401/301 that survived the client's single re-login: the run cannot go on
-    CREDENTIALS = "credentials"
+    CREDENTIALS = "credentials"  # a refused (re-)login, or a Login that could not reach B1: the run stops
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     DUPLICATE = "duplicate"
@@ -21,19 +27,9 @@ class ErrorClass(StrEnum):
     TRANSIENT = "transient"
 
 
-# -5002 wrapping these message ids means "this record already exists" (contract §4.3/§4.4).
-DUPLICATE_MESSAGE_IDS = ("1320000140", "10001467")
-_WRAPPED_ID = re.compile(r"^\s*(\d{6,})\s*[-–]")
-
-# 408/429 come from proxies in front of real installations; HTTP calls them transient.
-TRANSIENT_STATUSES = {408, 429, 500, 502, 503, 504}
-
-
 def error_fields(exc: BaseException) -> tuple[int | None, str | None, str]:
     """(HTTP status, B1 code as a string, message) of a Service Layer error; (None, None, text) otherwise."""
     status = getattr(exc, "status", None)
-    if status is None:
-        status = getattr(exc, "status_code", None)
     code = getattr(exc, "code", None)
     message = getattr(exc, "message", None)
     if message is None:
@@ -41,39 +37,25 @@ def error_fields(exc: BaseException) -> tuple[int | None, str | None, str]:
     return (int(status) if status is not None else None, None if code is None else str(code).strip(), str(message))
 
 
-def wrapped_message_id(message: str) -> str | None:
-    match = _WRAPPED_ID.match(message or "")
-    return match.group(1) if match else None
-
-
-def is_transport_failure(exc: BaseException) -> bool:
-    """Connection refused/reset/dropped, or a timeout: nothing is known about the write."""
-    if isinstance(exc, httpx.TransportError | asyncio.TimeoutError | TimeoutError | ConnectionError):
-        return True
-    return type(exc).__name__ in {"TransportError", "SapB1TransportError"} or hasattr(exc, "maybe_committed")
-
-
-def classify(exc: BaseException, *, creating: bool = False, login: bool = False) -> ErrorClass:
-    """Classify an exception raised by a Service Layer call (first matching row of §4.4 wins)."""
-    if type(exc).__name__ == "LoginError" or getattr(exc, "is_transient", True) is False and not hasattr(exc, "status"):
-        return ErrorClass.CREDENTIALS  # a refused (re-)login: never retried, the run stops
-    if is_transport_failure(exc) and getattr(exc, "status", None) is None:
-        return ErrorClass.TRANSIENT
-    status, code, message = error_fields(exc)
-    if status is None:
-        return ErrorClass.TRANSIENT if is_transport_failure(exc) else ErrorClass.BUSINESS
-    if login:
+def classify(exc: BaseException, *, creating: bool = False) -> ErrorClass:
+    """The class of a failed Service Layer call; the first matching rule wins. `creating`: the call was a
+    create (only then does -2035 or a wrapped duplicate id mean "already exists")."""
+    if isinstance(exc, LoginError):
         return ErrorClass.CREDENTIALS
-    if status == 401 and code == "301":
-        return ErrorClass.SESSION
-    if status == 404 and code == "-2028":
-        return ErrorClass.NOT_FOUND
-    if status == 412 or code == "-2039":
-        return ErrorClass.CONFLICT
-    if creating and (code == "-2035" or (code == "-5002" and wrapped_message_id(message) in DUPLICATE_MESSAGE_IDS)):
-        return ErrorClass.DUPLICATE
-    if status in TRANSIENT_STATUSES:
+    if isinstance(exc, TransportError):  # no answer; a Login that got none is final (not transient)
+        return ErrorClass.TRANSIENT if exc.is_transient else ErrorClass.CREDENTIALS
+    if isinstance(exc, httpx.TransportError | asyncio.TimeoutError | TimeoutError | ConnectionError):
         return ErrorClass.TRANSIENT
-    if 400 <= status < 500:
-        return ErrorClass.BUSINESS
-    return ErrorClass.TRANSIENT if status >= 500 else ErrorClass.BUSINESS
+    if not isinstance(exc, ServiceLayerError):
+        return ErrorClass.BUSINESS  # not an answer of B1's: a bug or bad data, never retried blindly
+    if exc.is_session_timeout:
+        return ErrorClass.SESSION
+    if exc.is_not_found:
+        return ErrorClass.NOT_FOUND
+    if exc.is_conflict:
+        return ErrorClass.CONFLICT
+    if creating and exc.is_duplicate:
+        return ErrorClass.DUPLICATE
+    if exc.is_transient or exc.status >= 500:
+        return ErrorClass.TRANSIENT
+    return ErrorClass.BUSINESS

@@ -25,6 +25,7 @@ import yaml
 
 from engine.errors import ConfigError
 from engine.mapping.core import Lookups, MappingFile, load_mapping
+from engine.yamlfile import load_yaml
 
 
 @dataclass
@@ -79,9 +80,9 @@ def fixture_paths(project_root: Path, names: Iterable[str] | None = None) -> lis
 def run_fixture(path: Path, mapping: MappingFile, default_codes: dict[str, set[str]] | None) -> FixtureResult:
     result = FixtureResult(mapping.name, path.stem, path, False)
     try:
-        case = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        result.messages.append(f"not valid YAML: {exc}")
+        case = _load(path) or {}
+    except ConfigError as exc:
+        result.messages.append(str(exc))
         return result
     if not isinstance(case, dict) or "record" not in case or not isinstance(case.get("expect"), dict):
         result.messages.append("a fixture needs `record` and `expect` (payload, or status and reason)")
@@ -106,7 +107,7 @@ def run_fixtures(project_root: Path, names: Iterable[str] | None = None, *, upda
     """Run the fixtures of the named mappings (all when None); `update` rewrites expected payloads."""
     project_root = Path(project_root)
     codes_file = project_root / "mappings" / "fixtures" / "reference_codes.yaml"
-    default_codes = _reference_codes(yaml.safe_load(codes_file.read_text())) if codes_file.is_file() else None
+    default_codes = _reference_codes(_load(codes_file)) if codes_file.is_file() else None
     results = []
     mappings: dict[str, MappingFile] = {}
     for path in fixture_paths(project_root, names):
@@ -128,8 +129,15 @@ def run_fixtures(project_root: Path, names: Iterable[str] | None = None, *, upda
     return results
 
 
+def _load(path: Path) -> Any:
+    """A fixture file's data (engine.yamlfile: strict UTF-8, no aliases); ConfigError if unusable."""
+    doc = load_yaml(path)
+    doc.refuse_duplicates()
+    return doc.data
+
+
 def _update(path: Path, result: FixtureResult) -> None:
-    case = yaml.safe_load(path.read_text(encoding="utf-8"))
+    case = _load(path)
     if isinstance(result.actual, dict) and set(result.actual) == {"status", "reason"}:
         case["expect"] = dict(result.actual)
     else:

@@ -138,20 +138,10 @@ class ServiceLayerError(ConnectorError):
 
     @property
     def kind(self) -> str:
-        """One word for the audit: session, not_found, conflict, duplicate, business, transient, other."""
-        if self.is_session_timeout:
-            return "session"
-        if self.is_not_found:
-            return "not_found"
-        if self.is_conflict:
-            return "conflict"
-        if self.is_duplicate:
-            return "duplicate"
-        if self.is_business:
-            return "business"
-        if self.is_transient:
-            return "transient"
-        return "other"
+        """One word for the audit: `engine.load.classify`'s class of this answer."""
+        from engine.load.classify import classify
+
+        return classify(self, creating=True).value
 
 
 def _rebuild(status, code, message, body, method, path):  # noqa: ANN001, ANN202

@@ -6,15 +6,18 @@ import asyncio
 import random
 from typing import Any
 
-
-class FakeError(Exception):
-    def __init__(self, status: int, code: int | None, message: str, body: str = "") -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.body = status, code, message, body
+from engine.sapb1.errors import ServiceLayerError, TransportError
 
 
-class FakeTransport(Exception):
-    maybe_committed = True
+class FakeError(ServiceLayerError):
+    """An answer of the fake B1: the real error type, so the engine's one classifier sorts it."""
+
+
+class FakeTransport(TransportError):
+    """A write whose answer was lost (the request left; B1 may have applied it)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__("POST", "fake", cause, request_sent=True)
 
 
 class FakeB1:

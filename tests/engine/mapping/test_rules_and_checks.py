@@ -131,7 +131,7 @@ def test_check_mapping_file_reports_problems_with_lines(project):
 def test_check_mapping_file_yaml_error(project):
     path = project.mapping("broken", "target: [unclosed\n")
     (problem,) = check_mapping_file(path)
-    assert "not valid YAML" in problem.message
+    assert "invalid YAML" in problem.message
 
 
 def test_mapping_version_follows_used_rule_tables_only(project):
