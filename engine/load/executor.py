@@ -267,19 +267,36 @@ class Loader:
 
     async def _link_by_key(self, op: Operation, writes: int, attempts: int) -> Outcome:
         """The key we send (e.g. a CardCode) is already taken in B1 by a record without our reference:
-        link that record by PATCHing the payload (reference included) onto it — never a second create."""
+        link that record by PATCHing the payload (reference included) onto it — never a second create.
+        A transient failure is retried like any write: the reference is looked up first (the PATCH may
+        have landed; then the record is adopted and compared) before the PATCH is sent again."""
         target = self._target
         key = op.payload[target.key_field]
         fields = {k: v for k, v in strip_reserved(op.payload).items() if k != target.key_field}
-        started = time.monotonic()
-        try:
-            await self.port.patch(target.entity_set, key, fields)
-        except Exception as exc:  # noqa: BLE001
-            self._kind(exc)
-            return self._failed(op, exc, writes + 1, attempts, _answer(exc, started),
-                                note=f" (linking the existing {target.key_field} {key!r})")
-        return Outcome(op, Status.SYNCED, key=key, adopted=True, writes=writes + 1, attempts=attempts,
-                       last=Attempt(204, duration_ms=_ms(started)))
+        note = f" (linking the existing {target.key_field} {key!r})"
+        tries: list[Attempt] = []
+        last: BaseException | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            started = time.monotonic()
+            try:
+                writes += 1
+                await self.port.patch(target.entity_set, key, fields)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                answer = _answer(exc, started)
+                if self._kind(exc) is not ErrorClass.TRANSIENT:
+                    return self._failed(op, exc, writes, attempts, answer, tries, note=note)
+                await asyncio.sleep(self.retry.delay(attempt))
+                existing = (await self._lookup([op.ref])).get(op.ref)
+                if existing:  # the link landed, its answer was lost
+                    return _settled(await self._adopt_now(op, existing, writes=writes, attempts=attempts), answer, tries)
+                tries.append(answer)
+                last = exc
+                continue
+            return Outcome(op, Status.SYNCED, key=key, adopted=True, writes=writes, attempts=attempts,
+                           last=Attempt(204, duration_ms=_ms(started)), tries=tries)
+        final = tries.pop()
+        assert last is not None
+        return self._failed(op, last, writes, attempts, final, tries, note=note + " (gave up after retries)")
 
     async def _update(self, op: Operation) -> Outcome:
         target = self._target
