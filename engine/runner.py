@@ -12,10 +12,13 @@ fetched once per run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,9 +183,37 @@ def run_pipelines(
             report.extracted, report.staged = _extract(project, [s.name for s in specs], notify, report.run_id)
             report.extract_problems = _extract_quarantine(project, report.run_id)
             report.extract_quarantined = dict(Counter(f.pipeline for f in report.extract_problems))
-        asyncio.run(_load_all(project, specs, report, refs, notify, concurrency, kind))
+        try:
+            asyncio.run(_load_all(project, specs, report, refs, notify, concurrency, kind))
+        except asyncio.CancelledError:  # SIGTERM cancelled the load: end the command as Ctrl-C does
+            raise KeyboardInterrupt(report.aborted) from None
     report.seconds = time.monotonic() - started
     return report
+
+
+@contextlib.asynccontextmanager
+async def _terminate_cancels(report: RunReport) -> AsyncIterator[None]:
+    """While the load runs, SIGTERM cancels it the way asyncio handles Ctrl-C: the workers stop at their
+    next await, intents already journalled stay in flight for the next run to resolve, and the run is
+    recorded as aborted. (An exception raised at an arbitrary bytecode, as a plain signal handler does,
+    can land inside the event loop's own bookkeeping and hang it.)"""
+    task = asyncio.current_task()
+    if task is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def terminate() -> None:
+        report.aborted = "terminated (SIGTERM)"
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _company_of(project: Any, specs: list[Any]) -> str | None:
@@ -281,7 +312,7 @@ async def _load_all(
         crosswalk = ledger.load_crosswalk(conn)
     versions: dict[str, str] = {}
     try:
-        async with client:
+        async with client, _terminate_cancels(report):
             notify(Progress("*", "setup", message="SAP B1 login, user fields, reference codes"))
             await client.login()
             for table, ref_field in sorted({(USER_FIELD_TABLES.get(s.target["entity"]), s.target["external_ref"])
@@ -298,6 +329,9 @@ async def _load_all(
                 report.pipelines.append(await run.load(port, refs, notify, limit))
     except RunAborted as exc:
         report.aborted = str(exc)
+    except asyncio.CancelledError:
+        report.aborted = report.aborted or "interrupted"
+        raise
     except BaseException as exc:
         report.aborted = f"{type(exc).__name__}: {exc}"
         raise
