@@ -300,10 +300,7 @@ async def _load_all(
         raise ConfigError(f"one run writes to one SAP B1 company; these pipelines name {sorted(conn_names)}")
     profile = project.connection(next(iter(conn_names)))
     limit = int(concurrency or profile.get("max_concurrency") or 8)
-    client = SapB1Client(
-        profile["service_root"], profile["company_db"], profile["username"], profile["password"],
-        verify_tls=profile.get("verify_tls", True), max_concurrency=limit,
-    )
+    client = SapB1Client.from_profile(profile, max_concurrency=limit)  # the one constructor every verb uses
     state = Path(project.state_path)
     with db.connect(state) as conn:  # the state file is opened per step, never held for the run
         ledger.upgrade_tables(conn)
