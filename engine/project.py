@@ -1,8 +1,11 @@
 """The project file `ml-connector.yaml`: project name, state file, connection profiles.
 
 Any value may be `{env: NAME, default: ...}`. Secrets (`client_secret`, `password`) may only be
-`{env: NAME}`: never literal in YAML, never echoed in a message. Checking the file needs no
-credentials; `Project.connection()` resolves a profile from the environment when a command runs.
+`{env: NAME}`: never literal in YAML, never echoed in a message. A connection may also say
+`credentials: {customer: NAME}`: the values it does not set come from that customer's profile of the
+connection's kind in the encrypted credential store (`engine.credentials`). Checking the file needs no
+credentials; `Project.connection()` resolves a profile from the environment (and the store) when a
+command runs.
 """
 
 from __future__ import annotations
@@ -39,12 +42,20 @@ class Project:
         return self.state_path.parent / "dlt"
 
     def connection(self, name: str) -> dict[str, Any]:
-        """The named profile with every `{env: ...}` resolved; raises ConfigError naming what is missing."""
+        """The named profile with every `{env: ...}` resolved and, with `credentials: {customer: C}`, what
+        it does not set (or sets to null) taken from customer C's stored profile of the connection's kind;
+        raises ConfigError naming what is missing."""
         if name not in self.connections:
             raise ConfigError(f"{PROJECT_FILE}: no connection '{name}'")
+        profile = self.connections[name]
         resolved = {}
-        for key, value in self.connections[name].items():
-            resolved[key] = self._resolve(name, key, value)
+        for key, value in profile.items():
+            if key != "credentials":
+                resolved[key] = self._resolve(name, key, value)
+        if isinstance(profile.get("credentials"), dict):
+            for key, value in self._stored(name, profile).items():
+                if resolved.get(key) is None:
+                    resolved[key] = value
         for key in URL_KEYS.get(resolved.get("kind", ""), ()):
             if resolved.get(key) is not None:
                 if problem := url_problem(str(resolved[key])):
@@ -53,6 +64,15 @@ class Project:
         if resolved.get("kind") == "jaggaer" and not resolved.get("token_url"):
             resolved["token_url"] = resolved["base_url"] + TOKEN_PATH
         return resolved
+
+    def _stored(self, conn: str, profile: Mapping[str, Any]) -> dict[str, Any]:
+        """The store's profile for the one customer this connection names, of the connection's kind."""
+        from engine.credentials import get_profile
+
+        try:
+            return get_profile(str(profile["credentials"]["customer"]), str(profile.get("kind")), environ=self.environ)
+        except ConfigError as exc:
+            raise ConfigError(f"connection '{conn}': {exc}") from None
 
     def _resolve(self, conn: str, key: str, value: Any) -> Any:
         if not (isinstance(value, dict) and "env" in value):
