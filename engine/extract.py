@@ -203,6 +203,13 @@ class Stager:
         table = pa.table({"id": pa.array(ids, pa.string()),
                           "last_modified": pa.array([v[0] for v in rows.values()], pa.string()),
                           "record": pa.array([v[1] for v in rows.values()], pa.string())})
+        if self.pipeline.has_pending_data:
+            # A process killed inside dlt's run leaves a load package behind, and dlt's `run` then loads
+            # that package and returns WITHOUT loading the data it is given — the cursor would move past
+            # records never staged. The package holds records at or after the committed cursor, which
+            # this extraction has read again (newer, if they changed): drop it, stage what was read now.
+            abort = getattr(self.pipeline, "abort_packages", None)  # dlt >= 1.30; drop_pending_packages before
+            abort() if abort is not None else self.pipeline.drop_pending_packages()
         self.pipeline.run(self._resource(table), loader_file_format="parquet")
         return len(ids) - len(known), len(known)
 

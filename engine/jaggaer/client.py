@@ -69,11 +69,15 @@ class JaggaerSettings:
 class J1PError(ConnectorError):
     """A J1P request failed for good: an application `returnCode`, a 4xx, or the retry budget spent."""
 
-    def __init__(self, message: str, *, code: str | None = None, return_message: str = "", path: str = "") -> None:
+    def __init__(self, message: str, *, code: str | None = None, return_message: str = "", path: str = "",
+                 transient: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.return_message = return_message
         self.path = path
+        # True when the retries ran out on faults that say nothing about the record (5xx, 429, -998, no
+        # answer): the record is not bad, the read must be tried again — never quarantined, never skipped
+        self.transient = transient
 
 
 class AuthFailed(ConfigError):
@@ -97,7 +101,7 @@ class Reachability:
 
     def check(self) -> None:
         if self.dead:
-            raise HostUnreachable(self.dead, path=self.url)
+            raise HostUnreachable(self.dead, path=self.url, transient=True)
 
     def answered(self) -> None:
         self._first_failure = None
@@ -109,7 +113,7 @@ class Reachability:
         waited = self.clock() - self._first_failure
         if waited >= self.budget:
             self.dead = f"JAGGAER at {self.url} is unreachable: {cause}; no answer for {waited:.0f} s"
-            raise HostUnreachable(self.dead, path=self.url)
+            raise HostUnreachable(self.dead, path=self.url, transient=True)
 
 
 class _Transient(Exception):
@@ -320,7 +324,7 @@ class J1PClient:
         except _Transient as exc:
             raise J1PError(f"{s.base_url}{path if path.startswith('/') else ''}: gave up after {s.retry_attempts} "
                            f"attempts: {exc.reason}", code=TRANSIENT_CODE if "returnCode -998" in exc.reason else None,
-                           return_message=exc.reason, path=path) from None
+                           return_message=exc.reason, path=path, transient=True) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get_once(self, path: str, params: Mapping[str, str] | None) -> tuple[dict[str, Any], bytes]:

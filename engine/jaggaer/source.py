@@ -2,9 +2,10 @@
 
 `read_source` is an async generator of `Batch`es, one per list page, in page order. Detail reads of a
 page start as soon as the page arrives and the walk goes on meanwhile (at most `ahead` pages in
-flight), so the connection pool stays busy across page boundaries. A detail read that fails for good
-turns into a quarantine entry for that record; a list read that fails raises J1PError (the caller
-fails the source without advancing its cursor).
+flight), so the connection pool stays busy across page boundaries. A detail read J1P refuses for that
+record (a returnCode, a 4xx) turns into a quarantine entry; a read whose retries ran out on transient
+faults, like a list read that fails, raises J1PError: the caller fails the source without advancing its
+cursor past it, so the next run reads the record again (a change is never skipped).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ async def read_source(client: J1PClient, spec: PipelineSpec, state: KeysetState,
             try:
                 record, raw = await client.get_raw(src["detail"].replace("{id}", key))
             except J1PError as exc:
+                if exc.transient:  # not the record's fault: fail the source, the cursor stays before it
+                    raise
                 reason = f"returnCode {exc.code}: {exc.return_message}" if exc.code else str(exc)
                 return Failed(key, f"detail read failed: {reason}", item)
         stamp = dig(record, cursor.field) or dig(item, cursor.field)

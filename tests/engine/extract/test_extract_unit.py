@@ -213,3 +213,52 @@ def test_a_commit_does_not_keep_its_records_in_memory(tmp_path: Path) -> None:
             gc.enable()
     assert freed == [True, True]
     assert staged_count(project.state_path, "purchase_orders") == 100
+
+
+def test_a_detail_read_that_keeps_failing_transiently_is_not_skipped(tmp_path: Path) -> None:
+    """Retries spent on 503s say nothing about the record: the source fails, the cursor stays before the
+    record, nothing is quarantined, and the next run stages it (a change is never skipped)."""
+    project = make_project(tmp_path)
+    fake = FakeJ1P(page_size=2)
+    for i in range(1, 6):
+        fake.add(i, stamp(i))
+    down = {"on": True}
+    fake.faults.append(lambda req: httpx.Response(503) if down["on"] and req.url.path.endswith("/purchaseorders/4")
+                       else None)
+    first = extract(project, fake)
+    assert not first.ok and "gave up" in (first.error or "")
+    assert "4" not in rows(project)
+    with duckdb.connect(str(project.state_path)) as conn:
+        tables = {t for (t,) in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert "quarantine" not in tables or conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+    down["on"] = False
+    second = extract(project, fake)
+    assert second.ok and set(rows(project)) == {"1", "2", "3", "4", "5"}
+
+
+def test_a_load_package_left_by_a_killed_run_never_swallows_the_next_commit(tmp_path: Path) -> None:
+    """dlt's `run` loads a pending package and returns without the data it was given: a package left by a
+    process killed inside dlt must not make the next commit stage nothing while its cursor moves on."""
+    from engine.extract import Stager
+    from engine.spec import load_pipelines
+
+    project = make_project(tmp_path)
+    [spec] = load_pipelines(project.root, ["purchase_orders"], check_mappings=False)
+    Stager(project, spec).load({"0": ("2023-01-01T00:00:00.000Z", '{"v": "zero"}')})  # an earlier run
+    killed = Stager(project, spec)
+    old = pa_table({"1": ("2024-01-01T00:00:00.000Z", '{"v": "old"}')})
+    killed.pipeline.extract(killed._resource(old), loader_file_format="parquet")  # then killed inside dlt
+    killed.pipeline.normalize()
+    assert killed.pipeline.has_pending_data
+    new, changed = Stager(project, spec).load({"1": ("2024-01-02T00:00:00.000Z", '{"v": "new"}'),
+                                               "2": ("2024-01-02T00:00:00.000Z", '{"v": "two"}')})
+    assert (new, changed) == (2, 0)
+    assert rows(project) == {"0": {"v": "zero"}, "1": {"v": "new"}, "2": {"v": "two"}}
+
+
+def pa_table(rows: dict[str, tuple[str, str]]):  # noqa: ANN201
+    import pyarrow as pa
+
+    return pa.table({"id": pa.array(list(rows), pa.string()),
+                     "last_modified": pa.array([v[0] for v in rows.values()], pa.string()),
+                     "record": pa.array([v[1] for v in rows.values()], pa.string())})
