@@ -20,11 +20,13 @@ import jsonschema
 
 from engine.errors import ConfigError
 from engine.problems import Problem
+from engine.schemas import format_schema_path, packaged_dir
 from engine.yamlfile import DUPLICATE_KEY, YamlFileError, load_yaml
 from engine.yamlfile import dotted as _dotted
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
-PIPELINE_SCHEMA = SCHEMAS_DIR / "pipeline.schema.json"
+# The engine's format schemas, shipped in the package (engine.schemas), never the repository's `schemas/`.
+SCHEMAS_DIR = packaged_dir()
+PIPELINE_SCHEMA = format_schema_path("pipeline")
 PROJECT_FILE = "ml-connector.yaml"
 
 Path_ = tuple[str | int, ...]
@@ -225,6 +227,7 @@ class PipelineSpec:
     target: dict[str, Any]
     depends_on: tuple[str, ...] = ()
     description: str = ""
+    schedule: dict[str, Any] | None = None  # `serve`'s cadence: {every} or {cron, timezone} (engine.serve.scheduler)
 
     @property
     def source_kind(self) -> str:
@@ -262,6 +265,7 @@ def load_pipeline(path: Path, root: Path) -> tuple[PipelineSpec | None, list[Pro
     spec = PipelineSpec(
         name=data["name"], path=path, source=data["source"], mapping=data["mapping"], target=data["target"],
         depends_on=tuple(data.get("depends_on") or ()), description=data.get("description", ""),
+        schedule=data.get("schedule"),
     )
     return spec, problems, located
 

@@ -18,20 +18,18 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 
 from engine.errors import ConfigError
 from engine.mapping import functions as fn
-from engine.mapping.core import ENV, REPO_ROOT, find_project_root, resolve_schema_path
+from engine.mapping.core import ENV, find_project_root, resolve_schema_path
 from engine.mapping.source import Lines, line_of, load_yaml_with_lines
 from engine.problems import Problem
 from engine.rules import RuleTable, load_rule_table
+from engine.schemas import format_schema
 
 CONFIG_KEYS = {"let", "fields", "when", "key"}
-_MAPPING_SCHEMA: dict[str, Any] | None = None
 
 
 def _mapping_schema() -> dict[str, Any]:
-    global _MAPPING_SCHEMA
-    if _MAPPING_SCHEMA is None:
-        _MAPPING_SCHEMA = json.loads((REPO_ROOT / "schemas" / "mapping.schema.json").read_text())
-    return _MAPPING_SCHEMA
+    """The engine's mapping format schema, from the installed package (engine.schemas)."""
+    return format_schema("mapping")
 
 
 def check_mapping_file(path: Path, *, target_entity: str | None = None) -> list[Problem]:

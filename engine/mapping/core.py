@@ -49,8 +49,8 @@ from engine.errors import ConfigError
 from engine.mapping import functions as fn
 from engine.mapping.source import Lines, line_of, load_yaml_with_lines
 from engine.rules import RuleTable, load_rule_tables
+from engine.schemas import project_schema
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 RESERVED_PREFIX = "_"
 Status = Literal["ok", "wait", "quarantine", "skip"]
 
@@ -315,12 +315,13 @@ def _load_schema(path: str, mtime: float) -> tuple[dict[str, Any], Any]:
 
 
 def resolve_schema_path(target: str, project_root: Path) -> Path:
+    """The payload schema of a mapping's target: the project's `schemas/sapb1/<X>` (`jaggaer:X`: `schemas/jaggaer/<X>`),
+    else the copy shipped with the engine (engine.schemas.project_schema)."""
     folder, name = ("jaggaer", target.split(":", 1)[1]) if target.startswith("jaggaer:") else ("sapb1", target)
-    for root in (project_root, REPO_ROOT):
-        candidate = root / "schemas" / folder / f"{name}.schema.json"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"no payload schema for target {target!r}: expected schemas/{folder}/{name}.schema.json")
+    try:
+        return project_schema(project_root, f"{folder}/{name}.schema.json")
+    except ConfigError:
+        raise ConfigError(f"no payload schema for target {target!r}: expected schemas/{folder}/{name}.schema.json") from None
 
 
 def _max_lengths(schema: MappingABC) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 from engine import db, ledger
+from engine.load.slport import SlPort
+from tests.e2e import driver
 from tests.e2e.conftest import assert_exactly_once, b1_refs
 from tests.e2e.driver import purchase_order, sync
 
@@ -51,14 +52,45 @@ def test_a_changed_po_line_becomes_one_patch_of_that_line(sapb1, tmp_path):
     assert len(doc["DocumentLines"]) == 2  # updated in place, not appended
 
 
-def test_session_expiry_mid_batch_is_survived_with_one_relogin(sapb1, tmp_path):
+class ExpiringPort(SlPort):
+    """`SlPort` that expires every B1 session once `after` creates have been answered: an explicit
+    event in the load instead of the former 0.3 s wall-clock timer, which on a busy machine could fire
+    before the run's first Login (nothing to expire: one Login, and the test failed). The expiry blocks
+    the event loop, so no request goes out while it happens and every create started afterwards meets
+    the expired session."""
+
+    def __init__(self, client, sim, *, after: int) -> None:
+        super().__init__(client)
+        self.sim, self.after = sim, after
+        self.answered = 0
+        self.expired: int | None = None  # sessions the simulator dropped; None: not expired yet
+        self.created_after = 0  # creates answered after the expiry
+
+    async def create(self, entity_set, payload):
+        created = await super().create(entity_set, payload)
+        self.answered += 1
+        if self.expired is not None:
+            self.created_after += 1
+        elif self.answered == self.after:
+            self.expired = self.sim.expire_sessions()
+        return created
+
+
+def test_session_expiry_mid_batch_is_survived_with_one_relogin(sapb1, tmp_path, monkeypatch):
     state = tmp_path / "state.duckdb"
-    sapb1.set_knobs(latency_ms=15, workers=8)
-    timer = threading.Timer(0.3, sapb1.expire_sessions)
-    timer.start()
+    sapb1.set_knobs(latency_ms=15, workers=8)  # several writes in flight when the session goes
+    ports: list[ExpiringPort] = []
+
+    def port(client, **kw):
+        ports.append(ExpiringPort(client, sapb1, after=30))
+        return ports[-1]
+
+    monkeypatch.setattr(driver, "SlPort", port)
     records = payloads(150)
     stats = asyncio.run(sync(sapb1.service_root("v2"), state, records))
-    timer.join()
+    [used] = ports
+    assert used.expired == 1  # the run's one session was expired mid-batch ...
+    assert used.created_after >= 150 - 30 - 8  # ... with most creates still to send
     assert stats.failed == 0
     assert sapb1.counters["logins"] == 2  # the first, and one single-flight re-login
     assert_exactly_once(sapb1, state, records)
