@@ -92,3 +92,21 @@ def test_an_unreachable_system_fails_in_well_under_a_minute_naming_its_url(tmp_p
             run_pipelines(stack.root, environ=environ)
         assert time.monotonic() - started < 60
         assert url in str(failure.value) and "ConnectError" in str(failure.value)
+
+
+def test_check_names_the_url_of_an_unreachable_system(tmp_path):
+    import asyncio
+    from dataclasses import replace
+
+    from engine.cli.check import check_connections
+    from engine.project import load_project
+
+    with start_stack(tmp_path, seed=4) as stack:
+        url = f"http://127.0.0.1:{closed_port()}"
+        environ = {**stack.environ, "JAGGAER_BASE_URL": url, "SAPB1_SERVICE_ROOT": url + "/b1s/v2"}
+        started = time.monotonic()
+        checks = asyncio.run(check_connections(replace(load_project(stack.root), environ=environ)))
+        assert time.monotonic() - started < 60
+        assert [c.ok for c in checks] == [False, False]
+        assert all(url in c.detail and "ConnectError" in c.detail for c in checks), [c.detail for c in checks]
+        assert not any("_Transient" in c.detail for c in checks)
