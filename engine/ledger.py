@@ -633,3 +633,62 @@ def load_crosswalk(
             b1_key, {str(k): int(v) for k, v in lm.items()} if lm else None
         )
     return out
+
+
+# ---------------------------------------------------------------- reconcile (engine/reconcile.py --fix)
+# Two edits a reconcile makes after comparing the ledger with what SAP B1 holds; each journals a
+# `reconcile` event per record, so `audit history <ref>` tells why the next write happened.
+
+
+@dataclass(frozen=True)
+class Rebase:
+    """A record B1 holds with other values than we wrote: its payload as B1 holds it now."""
+
+    external_ref: str
+    payload: Any  # what B1 holds, in the shape of our payload (reserved keys kept)
+    fingerprint: str
+
+
+def rebase_on_b1(conn: duckdb.DuckDBPyConnection, run_id: str, pipeline: str, items: Sequence[Rebase],
+                 reason: str) -> None:
+    """Set the ledger's payload and fingerprint of these records to what B1 holds and clear `plan_hash`, so
+    the next plan of each (a run or a replay of it) PATCHes exactly the fields B1 holds differently. Status,
+    key, line map and mapping version stay."""
+    if not items:
+        return
+    now = _now()
+    with _Tx(conn) as tx:
+        known = {ref: key for ref, key in tx.execute(
+            "SELECT external_ref, target_key FROM ledger WHERE pipeline = ? "
+            "AND external_ref IN (SELECT unnest(?::VARCHAR[]))", [pipeline, [i.external_ref for i in items]]).fetchall()}
+        items = [i for i in items if i.external_ref in known]
+        _many(tx, "UPDATE ledger SET payload = r.c2, fingerprint = r.c3, plan_hash = NULL, updated_at = r.c4 FROM (",
+              [[pipeline, i.external_ref, _json(i.payload), i.fingerprint, now] for i in items],
+              ") r WHERE ledger.pipeline = r.c0 AND ledger.external_ref = r.c1")
+        _insert_events(tx, [{"run_id": run_id, "pipeline": pipeline, "external_ref": i.external_ref,
+                             "action": "reconcile", "outcome": "rebased", "target_key": known[i.external_ref],
+                             "b1_message": reason, "b1_body": _json(i.payload), "writes": 0, "attempts": 0,
+                             "happened_at": now} for i in items])
+
+
+def forget_b1_key(conn: duckdb.DuckDBPyConnection, run_id: str, pipeline: str, refs: Sequence[str],
+                  reason: str) -> None:
+    """B1 no longer holds these records (deleted, or their reference cleared): forget key, payload, fingerprint,
+    line map and plan hash (status `pending`, `last_error_code` `missing_in_b1`). The next plan creates each
+    again; `attempt_fingerprint` is kept, so the loader looks the reference up before it creates."""
+    if not refs:
+        return
+    now = _now()
+    with _Tx(conn) as tx:
+        known = {ref: key for ref, key in tx.execute(
+            "SELECT external_ref, target_key FROM ledger WHERE pipeline = ? "
+            "AND external_ref IN (SELECT unnest(?::VARCHAR[]))", [pipeline, list(refs)]).fetchall()}
+        tx.execute("UPDATE ledger SET target_key = NULL, payload = NULL, fingerprint = NULL, line_map = NULL, "
+                   "plan_hash = NULL, status = 'pending', last_error_code = 'missing_in_b1', last_error = ?, "
+                   "updated_at = ? WHERE pipeline = ? AND external_ref IN (SELECT unnest(?::VARCHAR[]))",
+                   [reason, now, pipeline, list(known)])
+        _insert_events(tx, [{"run_id": run_id, "pipeline": pipeline, "external_ref": ref, "action": "reconcile",
+                             "outcome": "key_cleared", "target_key": key, "b1_code": "missing_in_b1",
+                             "b1_message": reason, "writes": 0, "attempts": 0, "happened_at": now}
+                            for ref, key in known.items()])
+

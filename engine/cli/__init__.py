@@ -36,6 +36,7 @@ VERBS = [
     ("plan", "plan", "show what a run would create, update, skip, hold back (writes nothing)"),
     ("audit", "audit", "query the audit trail: runs, failures, history <ref>, quarantine, waiting, or SQL"),
     ("credentials", "credentials", "the encrypted credential store: set, list, show, delete, rotate-key"),
+    ("reconcile", "reconcile", "compare JAGGAER, the ledger and SAP B1; report drift (--fix repairs it)"),
 ]
 
 
