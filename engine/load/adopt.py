@@ -15,16 +15,15 @@ from typing import Any
 
 from engine.load.closed import same
 from engine.plan import IDENTITY, MEMBER_NUMBER
-
-# Entities whose B1 lines the loader derives rather than sends as rendered: an invoice's lines are copies
-# of PO or goods-receipt lines (one rendered line may become several). Their lines are not compared on
-# adoption (a posted invoice's lines cannot change anyway); the header is.
-DERIVED_LINES = frozenset({"PurchaseInvoices"})
+from engine.sapb1.entities import ENTITIES
 
 
 def comparable(planned: Mapping[str, Any], target: Any) -> dict[str, Any]:
-    """The part of the planned payload compared with what B1 holds."""
-    if target.entity_set in DERIVED_LINES and target.lines_field:
+    """The part of the planned payload compared with what B1 holds: all of it, but the lines of an entity
+    whose lines the loader derives (an invoice's are copies of PO or goods-receipt lines; a posted
+    invoice's lines cannot change anyway)."""
+    profile = ENTITIES.get(target.entity_set)
+    if profile is not None and profile.lines_derived and target.lines_field:
         return {k: v for k, v in planned.items() if k != target.lines_field}
     return dict(planned)
 

@@ -31,16 +31,15 @@ from engine.load.links import PoKeys
 from engine.load.model import Action, Operation, Outcome, Status, Target
 from engine.mapping.core import CrosswalkEntry, strip_reserved
 from engine.plan import apply_patch, fingerprint
+from engine.sapb1.entities import entity_profile
 
 LINES = "DocumentLines"
-KEY_FIELDS = {"BusinessPartners": "CardCode"}
 
 
 def target_of(spec: Any, mapping: Any) -> Target:
-    entity = spec.target["entity"]
+    profile = entity_profile(spec.target["entity"])
     ref_field = spec.target.get("external_ref") or mapping.ref_field
-    key_field = KEY_FIELDS.get(entity, "DocEntry")
-    return Target(entity, key_field, ref_field, None if entity == "BusinessPartners" else LINES)
+    return Target(profile.entity_set, profile.key_field, ref_field, profile.lines_field)
 
 
 def operations(items: Iterable[Any], target: Target, *, lookup_unknown: bool = True) -> list[Operation]:

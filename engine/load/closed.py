@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.sapb1.entities import ENTITIES
+
 FREE_HEADER_FIELDS = frozenset(("Comments", "NumAtCard", "DocDueDate"))  # and every U_ field
 FREE_LINE_FIELDS = frozenset(("FreeText",))  # and every U_ field
-# Documents that posted to the ledger when they were added (journal entry, stock): amounts are final.
-POSTED_SETS = frozenset(("PurchaseInvoices", "PurchaseDeliveryNotes"))
 # Where a line posts (account, cost objects, project), as the rule tables assign it. A posted line coded
 # differently now is a reclassification in the books, not a different amount owed.
 CODING_FIELDS = frozenset(("AccountCode", "CostingCode", "CostingCode2", "CostingCode3", "CostingCode4",
@@ -73,7 +73,7 @@ class Split:
 
 def document_state(entity_set: str, doc: dict[str, Any]) -> str | None:
     """Why the whole document refuses changes (None: it is open)."""
-    if entity_set in POSTED_SETS:
+    if (profile := ENTITIES.get(entity_set)) is not None and profile.posted:  # amounts final (journal entry)
         return "posted in SAP B1"
     if doc.get("Cancelled") == "tYES":
         return "cancelled in SAP B1"

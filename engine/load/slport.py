@@ -6,11 +6,10 @@ import asyncio
 from typing import Any
 
 from engine.sapb1 import SapB1Client, ServiceLayerError, entity_path, odata_literal
+from engine.sapb1.entities import ENTITIES
 
 # References per `$filter` (`U_JaggaerRef eq 'a' or …`): keeps the URL short (~2 KB), cuts lookups ~40x.
 LOOKUP_CHUNK = 40
-# Entity sets whose key the payload carries and that have no lines: created with return-no-content.
-NO_CONTENT_KEYS = {"BusinessPartners": "CardCode"}
 NO_CONTENT = {"Prefer": "return-no-content"}
 
 
@@ -23,7 +22,8 @@ class SlPort:
         """POST; the created entity (at least its key and lines). A payload without lines whose key is in it
         (a business partner's CardCode) asks for `Prefer: return-no-content`: B1 then answers 204 with a
         `Location` instead of echoing the whole entity, which the loader would only parse to throw away."""
-        key_field = NO_CONTENT_KEYS.get(entity_set)
+        profile = ENTITIES.get(entity_set)
+        key_field = profile.key_field if profile is not None and profile.create_without_content else None
         if key_field is None or payload.get(key_field) is None:
             return await self.client.create(entity_set, payload)
         response = await self.client.request("POST", entity_set, json=payload, headers=NO_CONTENT)
