@@ -79,6 +79,12 @@ QUERIES: dict[str, NamedQuery] = {
         "SELECT pipeline, status, count(*) AS records FROM ledger GROUP BY ALL ORDER BY pipeline, status",
         "records per pipeline and status",
     ),
+    "conflicts": NamedQuery(
+        "SELECT detected_at, kind, changed_on, jaggaer_id, b1_key, field, b1_field, jaggaer_value, b1_value, policy, "
+        "winner, jaggaer_stamp, b1_stamp, run_id FROM conflicts ORDER BY detected_at DESC, jaggaer_id, field",
+        "suppliers both ways: fields changed on both sides (kind conflict: both values, the policy, whose value "
+        "both sides keep) and changes of a field the other side owns (kind not_owner: not propagated)",
+    ),
     "crosswalk": NamedQuery(
         "SELECT object_type, jaggaer_id, b1_key, line_map, updated_at FROM crosswalk ORDER BY object_type, jaggaer_id",
         "JAGGAER ids and the B1 keys they became",

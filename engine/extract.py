@@ -5,6 +5,11 @@ this thread validates the records with a compiled JSON Schema, hands them to dlt
 commit (merge on `id`), then — only after dlt has committed — writes quarantine entries and advances the
 cursor (`extract_state`). A crash loses at most the uncommitted tail, which the next run reads again;
 the merge on `id` keeps every record staged once. Core functions return results and never print.
+
+A SAP B1 source (`source.entity`, e.g. business partners for the write-back to JAGGAER) is read by update
+stamp instead (`extract_b1_pipeline`, `engine.sapb1.changes`): same staging table shape (`id` = the B1 key,
+`last_modified` = the B1 stamp, `record` = the record as B1 sent it), same rule — the cursor moves only
+after the records it covers are committed.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class ExtractResult:
     error: str | None = None
     skipped: str | None = None
     unreachable: bool = False  # the tenant did not answer at all: its other sources are not tried
+    keys: set[str] | None = None  # SAP B1 sources: the keys staged (new or changed)
 
     @property
     def ok(self) -> bool:
@@ -130,7 +136,9 @@ class Stager:
 
         _configure_dlt()
         self.project, self.spec = project, spec
-        self.validator = compile_schema(project.root / spec.source["schema"])
+        # SAP B1 sources have no record schema: B1 types its own records (`$metadata`)
+        schema = spec.source.get("schema")
+        self.validator = compile_schema(project.root / schema) if schema else None
         project.state_path.parent.mkdir(parents=True, exist_ok=True)
         self.pipeline = dlt.pipeline(
             pipeline_name=f"extract_{spec.name}",
@@ -162,7 +170,8 @@ class Stager:
         validate = self.validator
         for key, stamp, record, raw in records:
             try:
-                validate(record)
+                if validate is not None:
+                    validate(record)
             except RecordInvalid as exc:
                 invalid.append(quarantine.QuarantinedRecord(
                     self.spec.name, key, "validate", f"schema {self.spec.source['schema']}: {exc}", record, run_id))
@@ -317,12 +326,10 @@ def _gc_for_streaming() -> Iterator[None]:
 
 def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: ProgressFn | None = None,
                      run_id: str | None = None, transport: httpx.AsyncBaseTransport | None = None) -> ExtractResult:
+    if spec.source_kind == "sapb1":
+        return extract_b1_pipeline(project, spec, progress=progress)
     result = ExtractResult(spec.name)
     started = time.perf_counter()
-    if spec.source_kind != "jaggaer":
-        result.skipped = ("extraction of SAP B1 sources (BusinessPartners polled by UpdateDate/UpdateTime) "
-                          "is not built yet")
-        return result
     conn_name = spec.source["connection"]
     settings = JaggaerSettings.from_profile(conn_name, project.connection(conn_name))
     stager = Stager(project, spec)
@@ -428,3 +435,88 @@ def _resolve_extract_quarantine(conn: duckdb.DuckDBPyConnection, pipeline: str, 
         "AND resolved_at IS NULL AND record_key IN (SELECT unnest(?::VARCHAR[]))",
         [pipeline, keys],
     )
+
+
+# --------------------------------------------------------------------------- SAP B1 sources
+
+
+def load_b1_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str) -> Any:
+    """The committed `engine.sapb1.changes.ChangeCursor` of a SAP B1 source (empty before its first read)."""
+    from engine.sapb1.changes import ChangeCursor
+
+    conn.execute(STATE_DDL)
+    row = conn.execute("SELECT cursor FROM extract_state WHERE pipeline = ?", [pipeline]).fetchone()
+    return ChangeCursor.from_json(orjson.loads(row[0]) if row else None)
+
+
+def save_b1_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str, cursor: Any) -> None:
+    conn.execute(STATE_DDL)
+    conn.execute("INSERT OR REPLACE INTO extract_state VALUES (?, ?, ?)",
+                 [pipeline, orjson.dumps(cursor.to_json()).decode(), datetime.now(UTC)])
+
+
+def extract_b1_pipeline(project: Project, spec: PipelineSpec, *, progress: ProgressFn | None = None,
+                        client_factory: Callable[[], Any] | None = None, page_size: int | None = None) -> ExtractResult:
+    """Stage the SAP B1 records changed since the source's cursor (`engine.sapb1.changes`): each page's changed
+    records are merged into `staging.<pipeline>` (keyed by the primary key), then the cursor takes what they
+    cover; the read's newest stamp is stored only once the whole read is committed. A crash loses at most the
+    records of an uncommitted page, which the next read finds again (they are not in its `seen`)."""
+    from engine.sapb1 import SapB1Client, TransportError
+    from engine.sapb1.changes import PAGE_SIZE, ChangeSource, read_changes
+
+    result = ExtractResult(spec.name, keys=set())
+    started = time.perf_counter()
+    source = ChangeSource.from_spec(spec.source)
+    conn_name = spec.source["connection"]
+    profile = project.connection(conn_name)
+    stager = Stager(project, spec)
+    with db.connect(project.state_path) as conn:
+        committed = load_b1_cursor(conn, spec.name)
+    chunk: dict[str, tuple[str, str]] = {}
+    seen: dict[str, list[str]] = {}
+    client_holder: list[Any] = []
+
+    def commit(stamp: str | None = None, span: float | None = None) -> None:
+        with db.connect(project.state_path) as conn:
+            new, changed = stager.load(dict(chunk), conn)  # committed by dlt before the cursor moves below
+            committed.commit(seen, stamp=stamp, span=span, overlap_seconds=source.overlap_seconds)
+            save_b1_cursor(conn, spec.name, committed)
+        result.new += new
+        result.changed += changed
+        result.commits += 1
+        result.keys.update(chunk)
+        chunk.clear()
+        seen.clear()
+
+    async def walk() -> None:
+        client = client_factory() if client_factory else SapB1Client.from_profile(profile)
+        client_holder.append(client)
+        async with client:
+            async for batch in read_changes(client, source, committed, page_size=page_size or PAGE_SIZE):
+                result.pages += 1
+                result.read += batch.fetched
+                for key, stamp, record in batch.records:
+                    chunk[key] = (stamp, orjson.dumps(record).decode())
+                seen.update(batch.seen)
+                if progress:
+                    progress(spec.name, result.read, None)
+                if batch.last:
+                    if batch.dropped_fields:
+                        result.warnings += len(batch.dropped_fields)
+                    commit(batch.stamp, batch.span)
+                elif len(chunk) >= project.commit_every:
+                    commit()
+
+    try:
+        asyncio.run(walk())
+    except TransportError as exc:
+        result.error, result.unreachable = str(exc), not exc.request_sent
+    except ConnectorError as exc:
+        result.error = str(exc)
+    except PipelineStepFailed as exc:
+        result.error = f"staging write failed (cursor not advanced): {exc.exception}"
+    finally:
+        if client_holder:
+            result.requests = getattr(client_holder[0], "requests_sent", 0)
+        result.duration_s = time.perf_counter() - started
+    return result

@@ -425,6 +425,11 @@ class Unchanged:
     fingerprint: str | None = None  # with `payload`: a new rendering whose diff was empty (e.g. removals only)
     payload: Any = None
     status: str = "synced"
+    # A record first seen from the other side (the write-back's baseline, `engine.bidirectional`): the row is
+    # new, so it is given its key, staged key and target too (None: left as they are).
+    target_key: str | None = None
+    record_key: str | None = None
+    target_entity: str | None = None
 
 
 def refresh_synced(conn: duckdb.DuckDBPyConnection, items: Sequence[Unchanged]) -> None:
@@ -441,6 +446,11 @@ def refresh_synced(conn: duckdb.DuckDBPyConnection, items: Sequence[Unchanged]) 
         if u.fingerprint is not None:  # the stored payload is now this mapping version's rendering
             row.update(fingerprint=u.fingerprint, attempt_fingerprint=u.fingerprint, payload=_json(u.payload),
                        mapping_version=u.mapping_version)
+        for name in ("target_key", "record_key", "target_entity"):
+            if getattr(u, name) is not None:
+                row[name] = getattr(u, name)
+        if u.target_key is not None:
+            row["created_at"] = now  # kept on an existing row (`_upsert` never updates it)
         rows.append(row)
     with _Tx(conn) as tx:
         have = _columns(tx, "ledger")

@@ -61,11 +61,12 @@ import orjson
 
 from engine import db, ledger
 from engine.errors import ConfigError
-from engine.load.adopt import DERIVED_LINES, held_shape
-from engine.load.bridge import KEY_FIELDS, LINES
+from engine.load.adopt import held_shape
+from engine.load.bridge import LINES
 from engine.load.closed import OPEN
 from engine.locks import run_locks
 from engine.plan import fingerprint
+from engine.sapb1.entities import ENTITIES, entity_profile
 from engine.secrets import redact
 
 KINDS = ("changed_in_b1", "closed_in_b1", "missing_in_b1", "unknown_to_ledger")
@@ -270,7 +271,7 @@ def _read_state(state: Path, specs: list[Any], root: Path) -> list[_Scope]:
     with db.connect(state) as conn:
         for spec in specs:
             entity = spec.target["entity"]
-            key_field = KEY_FIELDS.get(entity, "DocEntry")
+            key_field = entity_profile(entity).key_field
             ref_field = _ref_field(spec, root)
             rows = ledger.ledger_rows(conn, spec.name)
             by_key = {str(r.target_key): r for r in rows.values() if r.target_key and r.status not in LEFT_OUT}
@@ -470,7 +471,7 @@ def compare(entity: str, payload: Mapping[str, Any], doc: Mapping[str, Any], lin
     """What differs between the payload we last wrote and B1's record (`doc`, as read with the payload's
     fields): {"fields": [{path, ours, b1}], "lines": {ours, b1}, "amounts": {ours, b1}} — only the parts
     that differ; empty when B1 holds what we wrote."""
-    derived = entity in DERIVED_LINES
+    derived = entity in ENTITIES and ENTITIES[entity].lines_derived
     ours = {k: v for k, v in payload.items() if not (derived and k == LINES)}
     held = held_shape(ours, doc, line_map)
     fields = _fields(ours, held, "")

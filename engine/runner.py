@@ -1,6 +1,12 @@
 """A run: extract → plan → load, pipeline by pipeline in dependency order, over one B1 session.
 
     report = run_pipelines(Path("."), ["purchase_orders"], progress=print)
+    report = run_pipelines(Path("."), ["suppliers_to_jaggaer"])      # SAP B1 -> JAGGAER only (a B1 webhook)
+
+Pipelines that write to SAP B1 run first, then those that write to JAGGAER (the supplier write-back). When
+a pipeline belongs to a both-ways pair (`engine.bidirectional`), the run first reads both sides' changes,
+filters both plans through the pair's rules (echoes, conflicts, ownership) and reads SAP B1 again before
+the write-back, so it sees the run's own B1 writes as what they are.
 
 The core returns a `RunReport` and prints nothing; `engine/cli/run.py` and `engine/cli/replay.py`
 display progress and the summary. One Service Layer session serves every pipeline of the run
@@ -24,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine import db, ledger, quarantine
+from engine import bidirectional, db, ledger, quarantine
 from engine.errors import ConfigError, ConnectorError
 from engine.load import Loader, LoadStats, Outcome, RunAborted, Status
 from engine.load.bridge import LedgerJournal, census, operations, po_keys, target_of
@@ -60,7 +66,9 @@ class Failure:
     pipeline: str
     ref: str
     # failed | waiting | quarantined | not_applied (B1 keeps a closed/posted document as it is) |
-    # ignored (left out by the mapping's skip_unless: not a problem, listed apart)
+    # ignored (left out by the mapping's skip_unless: not a problem, listed apart) |
+    # conflict (a field changed on both sides, settled by policy) | not_owner (a change of a field the other side
+    # owns, not propagated): both recorded in `conflicts` (engine.bidirectional), not errors
     status: str
     code: str | None
     message: str
@@ -118,6 +126,8 @@ class RunReport:
     # records this run's extraction set aside (they failed the source schema): count per pipeline, and named
     extract_quarantined: dict[str, int] = field(default_factory=dict)
     extract_problems: list[Failure] = field(default_factory=list)
+    # SAP B1 sources: the keys staged this run (a both-ways run reads B1 twice; `staged` counts each record once)
+    staged_keys: dict[str, set[str]] = field(default_factory=dict, repr=False)
     aborted: str | None = None
     seconds: float = 0.0
 
@@ -154,7 +164,8 @@ def run_pipelines(
     kind: str = "run",
     wait: float = 0.0,
 ) -> RunReport:
-    """Run the named pipelines (default: all that write to SAP B1) and return what happened.
+    """Run the named pipelines (default: all) and return what happened: those writing to SAP B1 first, in
+    dependency order, then those writing to JAGGAER.
 
     `refs` restricts a pipeline to some external references (replay); `extract=False` works from
     what is staged already. The run holds its project's and its SAP B1 company's lock throughout
@@ -169,26 +180,102 @@ def run_pipelines(
         raise ConfigError("invalid project:\n  " + "\n  ".join(map(str, problems)))
     if environ is not None:
         project = type(project)(**{**project.__dict__, "environ": environ})
-    specs = [s for s in load_pipelines(root, names) if _writes_to_b1(project, s)]
+    specs = load_pipelines(root, names)
     if names:  # the named pipelines only; their dependencies were validated, not re-run
         wanted = set(names)
         specs = [s for s in specs if s.name in wanted]
     if refs is not None:
         specs = [s for s in specs if s.name in refs]
+    to_b1 = [s for s in specs if _writes_to_b1(project, s)]
+    to_jaggaer = [s for s in specs if _writes_to_jaggaer(project, s)]
+    pairs = bidirectional.load_pairs(root) if to_b1 or to_jaggaer else {}
     report = RunReport(run_id=_new_run_id(), started_at=datetime.now(UTC))
     started = time.monotonic()
     notify = progress or (lambda _p: None)
-    with run_locks(project.state_path, company=_company_of(project, specs), wait=wait):
-        if extract and specs:
-            report.extracted, report.staged = _extract(project, [s.name for s in specs], notify, report.run_id)
-            report.extract_problems = _extract_quarantine(project, report.run_id)
-            report.extract_quarantined = dict(Counter(f.pipeline for f in report.extract_problems))
+    with run_locks(project.state_path, company=_company_of(project, to_b1), wait=wait):
+        if extract and (to_b1 or to_jaggaer):
+            # Both sides of a pair are read before either is written: a JAGGAER -> B1 write must not overwrite a
+            # B1 change it has not seen, nor the write-back a JAGGAER change (conflicts, `engine.bidirectional`).
+            reads = [s.name for s in (*to_b1, *to_jaggaer)]
+            reads += [pairs[s.name].name for s in to_b1 if s.name in pairs]
+            reads += [pairs[s.name].jaggaer_pipeline for s in to_jaggaer if s.name in pairs]
+            _extract_into(report, project, list(dict.fromkeys(reads)), notify)
+        if not (to_b1 or to_jaggaer):
+            report.seconds = time.monotonic() - started
+            return report
+        versions: dict[str, str] = {}
+        two_ways = _two_ways(project, pairs, [s.name for s in (*to_b1, *to_jaggaer)])
+        _start_run(project, report, [s.name for s in (*to_b1, *to_jaggaer)], kind)
         try:
-            asyncio.run(_load_all(project, specs, report, refs, notify, concurrency, kind))
+            if to_b1:
+                asyncio.run(_load_all(project, to_b1, report, refs, notify, concurrency, kind, two_ways, versions))
+            if to_jaggaer and report.aborted is None:
+                # Read SAP B1 again after this run wrote to a pair's records there: the write-back then sees them
+                # as what they are (echoes, or a conflict's outcome), not as SAP B1 changes still to send.
+                wrote = {p.name for p in report.pipelines if p.stats.writes or p.stats.adopted}
+                again = [s.name for s in to_jaggaer if s.name in pairs and pairs[s.name].jaggaer_pipeline in wrote]
+                if extract and again:
+                    _extract_into(report, project, again, notify)
+                asyncio.run(_load_jaggaer(project, to_jaggaer, report, refs, notify, concurrency, two_ways, versions))
         except asyncio.CancelledError:  # SIGTERM cancelled the load: end the command as Ctrl-C does
             raise KeyboardInterrupt(report.aborted) from None
+        finally:
+            with db.connect(project.state_path) as conn:
+                ledger.finish_run(conn, report.run_id, _run_counts(report), aborted=report.aborted,
+                                  mapping_versions=versions)
     report.seconds = time.monotonic() - started
     return report
+
+
+def write_back_pipelines(root: Path | str) -> list[str]:
+    """The project's SAP B1 -> JAGGAER pipelines (source a SAP B1 entity set, target a JAGGAER resource)."""
+    from engine.project import load_project
+    from engine.spec import load_pipelines
+
+    project = load_project(Path(root))
+    return [s.name for s in load_pipelines(Path(root), check_mappings=False)
+            if s.source_kind == "sapb1" and _writes_to_jaggaer(project, s)]
+
+
+def pull_b1_changes(root: Path | str, **options: Any) -> RunReport:
+    """Run the SAP B1 -> JAGGAER pipelines now: read SAP B1's changes (and JAGGAER's, for conflicts) and write
+    them back. For `serve` when a SAP B1 webhook (`BusinessPartners.Updated`) says something changed; the
+    notification carries no data we trust, only the nudge. Options as `run_pipelines` (`environ`, `wait`,
+    `progress`, `concurrency`); raises `RunLocked` when another run holds the project and `wait` runs out."""
+    return run_pipelines(root, write_back_pipelines(root), **options)
+
+
+def _extract_into(report: RunReport, project: Any, names: list[str], notify: ProgressFn) -> None:
+    """Extract `names`, adding the counts to the report (a source read twice in a run counts both reads)."""
+    extracted, staged = _extract(project, names, notify, report.run_id, report.staged_keys)
+    for name, count in extracted.items():
+        report.extracted[name] = report.extracted.get(name, 0) + count
+    for name, count in staged.items():
+        known = report.staged_keys.get(name)
+        report.staged[name] = len(known) if known is not None else report.staged.get(name, 0) + count
+    report.extract_problems = _extract_quarantine(project, report.run_id)
+    report.extract_quarantined = dict(Counter(f.pipeline for f in report.extract_problems))
+
+
+def _two_ways(project: Any, pairs: Mapping[str, bidirectional.Pair], running: list[str]
+              ) -> dict[str, bidirectional.TwoWay]:
+    """One `TwoWay` per pair with a pipeline in this run, by the names of both its pipelines."""
+    out: dict[str, bidirectional.TwoWay] = {}
+    for name in running:
+        pair = pairs.get(name)
+        if pair is None or name in out:
+            continue
+        both = bidirectional.TwoWay(pair, project.root, project.state_path)
+        out[pair.name] = out[pair.jaggaer_pipeline] = both
+    return out
+
+
+def _start_run(project: Any, report: RunReport, names: list[str], kind: str) -> None:
+    with db.connect(project.state_path) as conn:  # the state file is opened per step, never held for the run
+        ledger.upgrade_tables(conn)
+        quarantine.ensure_table(conn)
+        bidirectional.ensure_table(conn)
+        ledger.start_run(conn, report.run_id, names, kind=kind)
 
 
 @contextlib.asynccontextmanager
@@ -234,6 +321,13 @@ def _writes_to_b1(project: Any, spec: Any) -> bool:
         return False
 
 
+def _writes_to_jaggaer(project: Any, spec: Any) -> bool:
+    try:
+        return project.connections[spec.target["connection"]].get("kind") == "jaggaer"
+    except (KeyError, AttributeError):
+        return False
+
+
 async def _retry_setup(step: Callable[[], Any], attempts: int = 5) -> Any:
     """A setup step is idempotent (it looks up before it creates): repeat it on transient faults."""
     for attempt in range(1, attempts + 1):
@@ -249,8 +343,10 @@ def _new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
 
-def _extract(project: Any, names: list[str], notify: ProgressFn, run_id: str) -> tuple[dict[str, int], dict[str, int]]:
-    """(list rows read, records staged: new or changed) per pipeline."""
+def _extract(project: Any, names: list[str], notify: ProgressFn, run_id: str,
+             keys: dict[str, set[str]] | None = None) -> tuple[dict[str, int], dict[str, int]]:
+    """(list rows read, records staged: new or changed) per pipeline. A source whose result names the keys it
+    staged (SAP B1, read twice by a both-ways run) adds them to `keys` and counts each record once."""
     from engine.extract import extract_pipelines
 
     def on_progress(pipeline: str, done: int, total: int | None) -> None:
@@ -259,6 +355,9 @@ def _extract(project: Any, names: list[str], notify: ProgressFn, run_id: str) ->
     results = extract_pipelines(project, names, progress=on_progress, run_id=run_id, lock=False)
     counts = _extracted_counts(results)
     staged = {item.pipeline: int(item.new or 0) + int(item.changed or 0) for item in results or []}
+    for item in results or []:
+        if keys is not None and item.keys is not None:
+            keys.setdefault(item.pipeline, set()).update(item.keys)
     for name, count in counts.items():
         notify(Progress(name, "extract", done=count, total=count,
                         message=f"{count} records read, {staged.get(name, 0)} new or changed"))
@@ -292,7 +391,9 @@ def _extracted_counts(results: Any) -> dict[str, int]:
 async def _load_all(
     project: Any, specs: list[Any], report: RunReport, refs: Mapping[str, set[str]] | None,
     notify: ProgressFn, concurrency: int | None, kind: str,
+    two_ways: Mapping[str, bidirectional.TwoWay] | None = None, versions: dict[str, str] | None = None,
 ) -> None:
+    """Load the pipelines that write to SAP B1 (one company, one session). The run's row is the caller's."""
     conn_names = {s.target["connection"] for s in specs}
     if not specs:
         return
@@ -303,11 +404,8 @@ async def _load_all(
     client = SapB1Client.from_profile(profile, max_concurrency=limit)  # the one constructor every verb uses
     state = Path(project.state_path)
     with db.connect(state) as conn:  # the state file is opened per step, never held for the run
-        ledger.upgrade_tables(conn)
-        quarantine.ensure_table(conn)
-        ledger.start_run(conn, report.run_id, [s.name for s in specs], kind=kind)
         crosswalk = ledger.load_crosswalk(conn)
-    versions: dict[str, str] = {}
+    versions = versions if versions is not None else {}
     try:
         async with client, _terminate_cancels(report):
             notify(Progress("*", "setup", message="SAP B1 login, user fields, reference codes"))
@@ -322,6 +420,7 @@ async def _load_all(
             for spec in specs:
                 run = PipelineRun(project, spec, state, report.run_id, crosswalk, codes)
                 run.mapping.lookups.blocked = blocked
+                run.two_way = (two_ways or {}).get(spec.name)
                 versions[spec.name] = run.mapping.version
                 report.pipelines.append(await run.load(port, refs, notify, limit))
     except RunAborted as exc:
@@ -332,10 +431,43 @@ async def _load_all(
     except BaseException as exc:
         report.aborted = f"{type(exc).__name__}: {exc}"
         raise
-    finally:
-        with db.connect(state) as conn:
-            ledger.finish_run(conn, report.run_id, _run_counts(report), aborted=report.aborted,
-                              mapping_versions=versions)
+
+
+async def _load_jaggaer(
+    project: Any, specs: list[Any], report: RunReport, refs: Mapping[str, set[str]] | None, notify: ProgressFn,
+    concurrency: int | None, two_ways: Mapping[str, bidirectional.TwoWay], versions: dict[str, str],
+) -> None:
+    """Load the pipelines that write to JAGGAER (the company-profile write-back), one writer per connection. An
+    unreachable tenant or refused credentials stop the write-back (recorded as aborted); what was not sent
+    stays as it was for the next run."""
+    from engine.jaggaer.client import AuthFailed, HostUnreachable, JaggaerSettings
+    from engine.jaggaer.writer import CompanyProfileWriter
+
+    state = Path(project.state_path)
+    with db.connect(state) as conn:
+        crosswalk = ledger.load_crosswalk(conn)
+    try:
+        async with contextlib.AsyncExitStack() as stack, _terminate_cancels(report):
+            writers: dict[str, CompanyProfileWriter] = {}
+            for spec in specs:
+                name = spec.target["connection"]
+                if name not in writers:
+                    settings = JaggaerSettings.from_profile(name, project.connection(name))
+                    writers[name] = await stack.enter_async_context(CompanyProfileWriter(settings))
+                writer = writers[name]
+                run = JaggaerPipelineRun(project, spec, state, report.run_id, crosswalk)
+                run.two_way = two_ways.get(spec.name)
+                versions[spec.name] = run.mapping.version
+                limit = int(concurrency or writer.settings.max_concurrency or 8)
+                report.pipelines.append(await run.load(writer, refs, notify, limit))
+    except (HostUnreachable, AuthFailed) as exc:
+        report.aborted = str(exc)
+    except asyncio.CancelledError:
+        report.aborted = report.aborted or "interrupted"
+        raise
+    except BaseException as exc:
+        report.aborted = f"{type(exc).__name__}: {exc}"
+        raise
 
 
 def reference_code_sets(codes: Any) -> dict[str, set[str]]:
@@ -357,6 +489,7 @@ def _run_counts(report: RunReport) -> dict[str, int]:
         counts.update({f"planned_{k}": v for k, v in p.planned.items()})
         counts.update(ignored=p.planned.get("ignore", 0), still_failed=p.planned.get("failed", 0))
     counts.update(quarantined_extract=sum(report.extract_quarantined.values()), staged=sum(report.staged.values()))
+    counts.update(Counter(f.status for p in report.pipelines for f in p.problems if f.status in ("conflict", "not_owner")))
     return dict(counts)
 
 
@@ -374,6 +507,7 @@ class PipelineRun:
         self.mapping.lookups.reference_codes = codes
         self.codes = codes
         self.target = target_of(spec, self.mapping)
+        self.two_way: bidirectional.TwoWay | None = None  # set when the pipeline is one half of a pair
 
     async def load(self, port: SlPort, refs: Mapping[str, set[str]] | None, notify: ProgressFn,
                    concurrency: int) -> PipelineReport:
@@ -386,6 +520,8 @@ class PipelineRun:
         notify(Progress(spec.name, "plan", message="rendering mappings and diffing with the ledger"))
         wanted = refs.get(spec.name) if refs is not None else None
         plan = self.plan(wanted)
+        if self.two_way is not None:  # synced fields: JAGGAER's changes only, no echoes, conflicts and owners settled
+            result.problems.extend(finding_failure(spec.name, f) for f in self.two_way.to_b1(plan, self.run_id))
         result.planned = {k: n for k, n in plan.counts().items() if n}
         result.problems.extend(Failure(spec.name, i.external_ref, "waiting", "waiting", i.reason or "waiting")
                                for i in plan.of("wait"))
@@ -430,14 +566,7 @@ class PipelineRun:
 
     def plan(self, wanted: set[str] | None) -> Plan:
         """Only what changed since it was last planned; for a replay, the records named."""
-        name = self.spec.name
-        if wanted is None:
-            return plan_pipeline(self.state, name, self.mapping, lookups=self.mapping.lookups, changed_only=True)
-        with db.connect(self.state) as conn:  # replay names references or staged keys: find the keys
-            keys = set(wanted) | {r.record_key for r in ledger.ledger_rows(conn, name, wanted).values() if r.record_key}
-        plan = plan_pipeline(self.state, name, self.mapping, keys=keys, lookups=self.mapping.lookups, replay=True)
-        plan.items = [i for i in plan.items if i.external_ref in wanted or i.record_key in wanted]
-        return plan
+        return _plan(self.state, self.spec.name, self.mapping, wanted)
 
     def note(self, plan: Plan) -> None:
         """Write what planning decided without a write to B1, in one batch: waits, quarantines, records the
@@ -470,6 +599,133 @@ class PipelineRun:
                 quarantine.add(conn, [quarantine.QuarantinedRecord(name, i.record_key or i.external_ref, "map",
                                                                    i.reason or "", records.get(i.record_key), run_id)
                                       for i in held])
+
+
+def _plan(state: Path, name: str, mapping: Any, wanted: set[str] | None) -> Plan:
+    """Only what changed since it was last planned; for a replay (`wanted`), the records named."""
+    if wanted is None:
+        return plan_pipeline(state, name, mapping, lookups=mapping.lookups, changed_only=True)
+    with db.connect(state) as conn:  # replay names references or staged keys: find the keys
+        keys = set(wanted) | {r.record_key for r in ledger.ledger_rows(conn, name, wanted).values() if r.record_key}
+    plan = plan_pipeline(state, name, mapping, keys=keys, lookups=mapping.lookups, replay=True)
+    plan.items = [i for i in plan.items if i.external_ref in wanted or i.record_key in wanted]
+    return plan
+
+
+def finding_failure(pipeline: str, finding: bidirectional.Finding) -> Failure:
+    """A conflict or a refused change of an owned field, as a line of the run report (not an error)."""
+    return Failure(pipeline, finding.ref, finding.kind, finding.field, finding.message)
+
+
+class JaggaerPipelineRun:
+    """One SAP B1 -> JAGGAER pipeline in one run: plan from the staged B1 records, filter through the pair's
+    rules (`engine.bidirectional`), note what needs no write, send the UPDATEs (`engine.jaggaer.writer`)."""
+
+    def __init__(self, project: Any, spec: Any, state: Path, run_id: str,
+                 crosswalk: dict[str, dict[str, Any]]) -> None:
+        from engine.mapping import load_mapping
+
+        root = Path(project.root)
+        self.spec, self.state, self.run_id = spec, state, run_id
+        self.mapping = load_mapping(root / spec.mapping, project_root=root)
+        self.mapping.lookups.crosswalk = crosswalk
+        self.two_way: bidirectional.TwoWay | None = None
+
+    async def load(self, writer: Any, refs: Mapping[str, set[str]] | None, notify: ProgressFn,
+                   concurrency: int) -> PipelineReport:
+        from engine.jaggaer.writer import TARGET_ENTITY, CompanyProfileLoader, WriteItem, WriteOutcome
+        from engine.mapping.core import strip_reserved
+
+        spec = self.spec
+        started = time.monotonic()
+        result = PipelineReport(spec.name, spec.target.get("resource", TARGET_ENTITY))
+        notify(Progress(spec.name, "plan", message="rendering mappings and diffing with the ledger"))
+        wanted = refs.get(spec.name) if refs is not None else None
+        plan = _plan(self.state, spec.name, self.mapping, wanted)  # the same planning as the B1 side
+        if self.two_way is not None:
+            result.problems.extend(finding_failure(spec.name, f) for f in self.two_way.to_jaggaer(plan, self.run_id))
+        else:  # no pair: changes since the last read are sent; a record seen for the first time is its baseline
+            for i in plan.items:
+                i.target_key = i.target_key or _bravo_id(i.payload)
+                if i.action == "create":
+                    i.action, i.reason = "skip", "baseline: first seen from SAP B1"
+        result.planned = {k: n for k, n in plan.counts().items() if n}
+        result.problems.extend(Failure(spec.name, i.external_ref, "waiting", "waiting", i.reason or "waiting")
+                               for i in plan.of("wait"))
+        result.problems.extend(Failure(spec.name, i.external_ref, "quarantined", "mapping", i.reason or "quarantined")
+                               for i in plan.of("quarantine"))
+        result.ignored = [Failure(spec.name, i.external_ref, "ignored", "skip_unless", i.reason or "left out by the mapping")
+                          for i in plan.of("ignore")]
+        result.still_failed = [Failure(spec.name, i.external_ref, "failed", "not re-sent", i.reason or "failed")
+                               for i in plan.of("failed")]
+        self.note(plan)
+        items = [WriteItem(spec.name, i.external_ref, strip_reserved(i.patch if i.action == "update" else i.payload),
+                           i.payload or {}, i.fingerprint or "", i.mapping_version or "",
+                           target_key=i.target_key or _bravo_id(i.payload), record_key=i.record_key,
+                           plan_hash=i.plan_hash)
+                 for i in plan.items if i.action in ("create", "update")]
+        total, done = len(items), 0
+        notify(Progress(spec.name, "load", 0, total, f"{total} to write"))
+
+        def on_outcome(outcome: WriteOutcome) -> None:
+            nonlocal done
+            done += 1
+            answer = outcome.answer
+            if answer.status != "synced":
+                result.problems.append(Failure(spec.name, outcome.item.ref, "failed", answer.code, answer.message or ""))
+            notify(Progress(spec.name, "load", done, total))
+
+        loader = CompanyProfileLoader(writer, self.state, self.run_id, concurrency=concurrency, on_outcome=on_outcome)
+        load_started = time.monotonic()
+        try:
+            if items:
+                await loader.load(items)
+        finally:
+            result.stats = loader.stats
+            result.seconds = time.monotonic() - started
+            result.load_seconds = time.monotonic() - load_started
+        notify(Progress(spec.name, "done", done, total))
+        return result
+
+    def note(self, plan: Plan) -> None:
+        """Like `PipelineRun.note`, and every skip keeps its rendering as the new base: a business partner seen for
+        the first time (its baseline), a change JAGGAER holds already (an echo), or one kept out by a conflict or
+        an owner — the next run compares with it."""
+        from engine.jaggaer.writer import TARGET_ENTITY
+
+        name, run_id = self.spec.name, self.run_id
+        waits = [ledger.Mark(name, i.external_ref, i.reason or "waiting", "waiting", i.record_key, i.mapping_version)
+                 for i in plan.of("wait")]
+        held = plan.of("quarantine")
+        marks = [ledger.Mark(name, i.external_ref, i.reason or "quarantined", "mapping", i.record_key,
+                             i.mapping_version) for i in held]
+        ignored = [ledger.Mark(name, i.external_ref, i.reason or "left out by the mapping", "skip_unless", i.record_key,
+                               i.mapping_version, i.plan_hash) for i in plan.of("ignore")]
+        unchanged = [ledger.Unchanged(name, i.external_ref, i.plan_hash, i.mapping_version, i.fingerprint, i.payload,
+                                      target_key=i.target_key or _bravo_id(i.payload), record_key=i.record_key,
+                                      target_entity=TARGET_ENTITY)
+                     for i in plan.items if i.action == "skip" and i.payload is not None and i.fingerprint]
+        rendered = {i.record_key for i in plan.items if i.action != "quarantine" and i.record_key}
+        if not (waits or marks or ignored or unchanged or rendered):
+            return
+        with db.connect(self.state) as conn:
+            if rendered:
+                quarantine.resolve(conn, name, rendered & quarantine.open_keys(conn, name, "map"), stage="map")
+            ledger.mark_waiting(conn, run_id, waits)
+            ledger.mark_quarantined(conn, run_id, marks)
+            ledger.mark_ignored(conn, run_id, ignored)
+            ledger.refresh_synced(conn, unchanged)
+            if held:
+                records = _staged_records(conn, name, [i.record_key for i in held if i.record_key])
+                quarantine.add(conn, [quarantine.QuarantinedRecord(name, i.record_key or i.external_ref, "map",
+                                                                   i.reason or "", records.get(i.record_key), run_id)
+                                      for i in held])
+
+
+def _bravo_id(payload: Any) -> str | None:
+    info = ((payload or {}).get("company") or {}).get("companyInfo") or {}
+    value = info.get("bravoId") if isinstance(info, dict) else None
+    return None if value is None else str(value)
 
 
 def _staged_records(conn: Any, pipeline: str, keys: list[str]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ VERBS = [
     ("extract", "extract", "pull new and changed records into the staging tables"),
     ("check", "check", "log in to each SAP B1 connection and get a JAGGAER token"),
     ("run", "run", "extract, plan and load pipelines into SAP B1"),
+    ("serve", "serve", "run pipelines on their schedules, for one or many customers, until stopped"),
     ("replay", "replay", "re-send failed records (all, of one run, or by reference)"),
     ("test_mappings", "test-mappings",
      "run the mapping fixtures in mappings/fixtures/ (source record in, expected payload out)"),

@@ -160,19 +160,6 @@ def test_commits_in_chunks_advance_the_cursor(tmp_path: Path) -> None:
     assert len(list(iter_staged(project.state_path, "purchase_orders", batch_size=4))) == 11
 
 
-def test_sapb1_source_is_skipped_with_a_reason(tmp_path: Path) -> None:
-    project = make_project(tmp_path)
-    (tmp_path / "mappings" / "supplier_to_jaggaer.yaml").write_text("fields: {}\n")
-    (tmp_path / "pipelines" / "suppliers_to_jaggaer.yaml").write_text(
-        "name: suppliers_to_jaggaer\n"
-        "source: {connection: sapb1, entity: BusinessPartners, primary_key: CardCode,"
-        " cursor: {date_field: UpdateDate, time_field: UpdateTime}}\n"
-        "mapping: mappings/supplier_to_jaggaer.yaml\n"
-        "target: {connection: jaggaer, resource: companyprofiles}\n")
-    [r] = extract_pipelines(project, ["suppliers_to_jaggaer"])
-    assert r.skipped and "not built yet" in r.summary()
-
-
 @pytest.mark.parametrize("missing", ["JAGGAER_CLIENT_SECRET"])
 def test_missing_secret_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
     from engine.errors import ConfigError
