@@ -187,7 +187,7 @@ def _parses(conn: duckdb.DuckDBPyConnection, sql: str) -> bool:
 def _references(conn: duckdb.DuckDBPyConnection, sql: str) -> Iterator[tuple[str, str]]:
     """("function", name) and ("table", name) for every function call and table the SELECT names."""
     try:
-        tree = json.loads(conn.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+        tree = json.loads(db.one_row(conn, "SELECT json_serialize_sql(?)", [sql])[0])
     except duckdb.Error as exc:
         raise ConfigError(f"audit cannot check this query: {_first_line(exc)}") from None
     if tree.get("error"):

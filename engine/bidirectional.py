@@ -52,6 +52,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
+from engine import db
 from engine.errors import ConfigError
 
 POLICIES = ("jaggaer_wins", "b1_wins", "newest_wins")
@@ -499,7 +500,7 @@ class TwoWay(Rules):
                ) -> dict[tuple[str | None, str | None], Sides]:
         """Both sides of each (jaggaer id, B1 key): staged records, renderings, ledger bases; a rendering the
         caller has (its plan's payloads) is taken as it is, the other side's is rendered here."""
-        from engine import db, ledger
+        from engine import ledger
         from engine.mapping.core import Lookups
         from engine.staging import iter_staged
 
@@ -515,8 +516,7 @@ class TwoWay(Rules):
         out: dict[tuple[str | None, str | None], Sides] = {}
         for j_id, b_key in links:
             s = Sides(j_id, b_key)
-            j_record = j_records.get(j_id) if j_id is not None else None
-            if j_record is not None:
+            if j_id is not None and (j_record := j_records.get(j_id)) is not None:
                 s.j_now = _dig(j_record, "returnCompanyInfo") or {}
                 s.j_stamp = s.j_now.get("lastModTime")
                 if j_rendered is not None and j_id in j_rendered:
@@ -524,8 +524,7 @@ class TwoWay(Rules):
                 else:
                     result = self.to_b1_mapping.render(j_record, j_id, lookups=lookups)
                     s.j_rendered = result.payload if result.ok else None
-            b_record = b_records.get(b_key) if b_key is not None else None
-            if b_record is not None:
+            if b_key is not None and (b_record := b_records.get(b_key)) is not None:
                 from engine.sapb1.changes import stamp_of
 
                 s.b_now = b_record
@@ -559,8 +558,6 @@ class TwoWay(Rules):
                 self._reported.add(key)
                 fresh.append(f)
         if fresh:
-            from engine import db
-
             with db.connect(self.state) as conn:
                 record_findings(conn, run_id, fresh)
         self.findings += fresh
@@ -575,11 +572,11 @@ def record_findings(conn: duckdb.DuckDBPyConnection, run_id: str, findings: Iter
     try:
         for f in findings:
             values = [f.pair, f.jaggaer_id, f.b1_key, f.field, f.kind, _json(f.jaggaer_value), _json(f.b1_value)]
-            known = conn.execute(
-                "SELECT count(*) FROM conflicts WHERE pair = ? AND jaggaer_id IS NOT DISTINCT FROM ? AND "
+            known = db.one_row(
+                conn, "SELECT count(*) FROM conflicts WHERE pair = ? AND jaggaer_id IS NOT DISTINCT FROM ? AND "
                 "b1_key IS NOT DISTINCT FROM ? AND field = ? AND kind = ? AND "
                 "CAST(jaggaer_value AS VARCHAR) IS NOT DISTINCT FROM ? AND "
-                "CAST(b1_value AS VARCHAR) IS NOT DISTINCT FROM ?", values).fetchone()[0]
+                "CAST(b1_value AS VARCHAR) IS NOT DISTINCT FROM ?", values)[0]
             if known:
                 continue
             conn.execute(

@@ -204,30 +204,21 @@ def _read_store(path: Path) -> dict[str, Any]:
 
 
 def _write_store(path: Path, data: Mapping[str, Any]) -> None:
-    """Replace the store atomically: a 0600 temporary file in the same directory, fsync, os.replace."""
+    _write_private(path, json.dumps(data, indent=1, sort_keys=True).encode() + b"\n")
+
+
+def _write_key_file(path: Path, key: bytes) -> None:
+    _write_private(path, base64.urlsafe_b64encode(key) + b"\n")
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    """Replace an owner-only file atomically: a 0600 temporary file in the same directory, fsync, os.replace."""
     _make_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), 0o600)
-            handle.write(json.dumps(data, indent=1, sort_keys=True).encode() + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _write_key_file(path: Path, key: bytes) -> None:
-    _make_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(base64.urlsafe_b64encode(key).decode() + "\n")
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -54,6 +54,14 @@ def connect(path: str | Path, *, read_only: bool = False, wait_seconds: float = 
             conn.close()
 
 
+def one_row(conn: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> tuple[Any, ...]:
+    """The row of a query that returns exactly one (an aggregate, a scalar function)."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise ConnectorError(f"the state file answered no row to: {sql[:80]}")
+    return row
+
+
 def _open(path: Path, read_only: bool, wait_seconds: float, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
@@ -87,7 +95,7 @@ def is_corrupt(exc: BaseException, path: Path) -> bool:
     if _CORRUPT.search(text):
         return True
     short = _SHORT_READ.search(text)
-    return bool(short) and Path(short.group(1)).name in (path.name, f"{path.name}.wal")
+    return short is not None and Path(short.group(1)).name in (path.name, f"{path.name}.wal")
 
 
 def corrupt_message(path: Path, exc: BaseException) -> str:

@@ -105,17 +105,24 @@ class StageOutcome:
 
 
 def load_state(conn: duckdb.DuckDBPyConnection, pipeline: str) -> KeysetState:
-    conn.execute(STATE_DDL)
-    row = conn.execute("SELECT cursor FROM extract_state WHERE pipeline = ?", [pipeline]).fetchone()
-    return KeysetState.from_json(orjson.loads(row[0]) if row else None)
+    return KeysetState.from_json(_stored_cursor(conn, pipeline))
 
 
 def save_state(conn: duckdb.DuckDBPyConnection, pipeline: str, state: KeysetState) -> None:
+    _store_cursor(conn, pipeline, state.to_json())
+
+
+def _stored_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str) -> Any:
+    """A source's committed cursor as the JSON value it was stored as (None before its first commit)."""
     conn.execute(STATE_DDL)
-    conn.execute(
-        "INSERT OR REPLACE INTO extract_state VALUES (?, ?, ?)",
-        [pipeline, orjson.dumps(state.to_json()).decode(), datetime.now(UTC)],
-    )
+    row = conn.execute("SELECT cursor FROM extract_state WHERE pipeline = ?", [pipeline]).fetchone()
+    return orjson.loads(row[0]) if row else None
+
+
+def _store_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str, cursor: Any) -> None:
+    conn.execute(STATE_DDL)
+    conn.execute("INSERT OR REPLACE INTO extract_state VALUES (?, ?, ?)",
+                 [pipeline, orjson.dumps(cursor).decode(), datetime.now(UTC)])
 
 
 # --------------------------------------------------------------------------- staging writes
@@ -444,15 +451,11 @@ def load_b1_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str) -> Any:
     """The committed `engine.sapb1.changes.ChangeCursor` of a SAP B1 source (empty before its first read)."""
     from engine.sapb1.changes import ChangeCursor
 
-    conn.execute(STATE_DDL)
-    row = conn.execute("SELECT cursor FROM extract_state WHERE pipeline = ?", [pipeline]).fetchone()
-    return ChangeCursor.from_json(orjson.loads(row[0]) if row else None)
+    return ChangeCursor.from_json(_stored_cursor(conn, pipeline))
 
 
 def save_b1_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str, cursor: Any) -> None:
-    conn.execute(STATE_DDL)
-    conn.execute("INSERT OR REPLACE INTO extract_state VALUES (?, ?, ?)",
-                 [pipeline, orjson.dumps(cursor.to_json()).decode(), datetime.now(UTC)])
+    _store_cursor(conn, pipeline, cursor.to_json())
 
 
 def extract_b1_pipeline(project: Project, spec: PipelineSpec, *, progress: ProgressFn | None = None,
@@ -464,7 +467,8 @@ def extract_b1_pipeline(project: Project, spec: PipelineSpec, *, progress: Progr
     from engine.sapb1 import SapB1Client, TransportError
     from engine.sapb1.changes import PAGE_SIZE, ChangeSource, read_changes
 
-    result = ExtractResult(spec.name, keys=set())
+    staged_keys: set[str] = set()
+    result = ExtractResult(spec.name, keys=staged_keys)
     started = time.perf_counter()
     source = ChangeSource.from_spec(spec.source)
     conn_name = spec.source["connection"]
@@ -484,7 +488,7 @@ def extract_b1_pipeline(project: Project, spec: PipelineSpec, *, progress: Progr
         result.new += new
         result.changed += changed
         result.commits += 1
-        result.keys.update(chunk)
+        staged_keys.update(chunk)
         chunk.clear()
         seen.clear()
 

@@ -36,7 +36,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from engine import __version__, secrets
+from engine import __version__, db, secrets
 from engine.mapping.core import CrosswalkEntry
 from engine.secrets import redact
 
@@ -173,9 +173,9 @@ class LedgerRow:
 
 def has_table(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether a table exists (readers never create tables: they may hold a read-only connection)."""
-    return bool(conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
-    ).fetchone()[0])
+    return bool(db.one_row(
+        conn, "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
+    )[0])
 
 
 def _rows(conn: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any]) -> list[LedgerRow]:
@@ -539,10 +539,10 @@ def key_census(conn: duckdb.DuckDBPyConnection, target_entity: str) -> tuple[int
     """(records of an entity set the ledger knows a B1 key of, records in flight without one)."""
     if not has_table(conn, "ledger"):
         return 0, 0
-    known, in_flight = conn.execute(
-        "SELECT count(*) FILTER (WHERE target_key IS NOT NULL), "
+    known, in_flight = db.one_row(
+        conn, "SELECT count(*) FILTER (WHERE target_key IS NOT NULL), "
         "count(*) FILTER (WHERE target_key IS NULL AND status = 'in_flight') FROM ledger WHERE target_entity = ?",
-        [target_entity]).fetchone()
+        [target_entity])
     return int(known), int(in_flight)
 
 
@@ -668,9 +668,7 @@ def rebase_on_b1(conn: duckdb.DuckDBPyConnection, run_id: str, pipeline: str, it
         return
     now = _now()
     with _Tx(conn) as tx:
-        known = {ref: key for ref, key in tx.execute(
-            "SELECT external_ref, target_key FROM ledger WHERE pipeline = ? "
-            "AND external_ref IN (SELECT unnest(?::VARCHAR[]))", [pipeline, [i.external_ref for i in items]]).fetchall()}
+        known = _target_keys(tx, pipeline, [i.external_ref for i in items])
         items = [i for i in items if i.external_ref in known]
         _many(tx, "UPDATE ledger SET payload = r.c2, fingerprint = r.c3, plan_hash = NULL, updated_at = r.c4 FROM (",
               [[pipeline, i.external_ref, _json(i.payload), i.fingerprint, now] for i in items],
@@ -679,6 +677,13 @@ def rebase_on_b1(conn: duckdb.DuckDBPyConnection, run_id: str, pipeline: str, it
                              "action": "reconcile", "outcome": "rebased", "target_key": known[i.external_ref],
                              "b1_message": reason, "b1_body": _json(i.payload), "writes": 0, "attempts": 0,
                              "happened_at": now} for i in items])
+
+
+def _target_keys(conn: duckdb.DuckDBPyConnection, pipeline: str, refs: list[str]) -> dict[str, Any]:
+    """external_ref -> target_key (None when unknown to B1) of the ledger rows of these references."""
+    return dict(conn.execute(
+        "SELECT external_ref, target_key FROM ledger WHERE pipeline = ? "
+        "AND external_ref IN (SELECT unnest(?::VARCHAR[]))", [pipeline, refs]).fetchall())
 
 
 def forget_b1_key(conn: duckdb.DuckDBPyConnection, run_id: str, pipeline: str, refs: Sequence[str],
@@ -690,9 +695,7 @@ def forget_b1_key(conn: duckdb.DuckDBPyConnection, run_id: str, pipeline: str, r
         return
     now = _now()
     with _Tx(conn) as tx:
-        known = {ref: key for ref, key in tx.execute(
-            "SELECT external_ref, target_key FROM ledger WHERE pipeline = ? "
-            "AND external_ref IN (SELECT unnest(?::VARCHAR[]))", [pipeline, list(refs)]).fetchall()}
+        known = _target_keys(tx, pipeline, list(refs))
         tx.execute("UPDATE ledger SET target_key = NULL, payload = NULL, fingerprint = NULL, line_map = NULL, "
                    "plan_hash = NULL, status = 'pending', last_error_code = 'missing_in_b1', last_error = ?, "
                    "updated_at = ? WHERE pipeline = ? AND external_ref IN (SELECT unnest(?::VARCHAR[]))",

@@ -34,6 +34,8 @@ from typing import Any, Literal
 from engine.mapping.core import CrosswalkEntry, Lookups, MappingFile, strip_reserved
 
 Action = Literal["create", "update", "skip", "wait", "quarantine", "ignore", "failed"]
+# a rendering that is not ok -> the plan's action: left out by `skip_unless`, waiting, quarantined
+HELD_BACK: dict[str, Action] = {"skip": "ignore", "wait": "wait", "quarantine": "quarantine"}
 ACTIONS: tuple[Action, ...] = ("create", "update", "skip", "wait", "quarantine", "ignore", "failed")
 
 # Fields always sent with a changed member / nested object, so B1 (or J1P) can tell which one it is.
@@ -289,7 +291,7 @@ def _decide(plan: Plan, pipeline: str, batch: list[tuple[str, Any]], ledger_rows
                         crosswalk_key=result.crosswalk_key, plan_hash=hashes.get(key))
         plan.items.append(item)
         if result.status != "ok":
-            item.action = {"skip": "ignore", "wait": "wait", "quarantine": "quarantine"}[result.status]
+            item.action = HELD_BACK[result.status]
             item.reason = result.reason
             continue
         compare(item, result.payload or {}, row, replay=replay)

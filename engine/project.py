@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -163,9 +163,10 @@ def _hide_secret(problem: Problem) -> Problem:
     return problem
 
 
-def load_project(root: Path | str = ".") -> Project:
-    """The project in `root`; raises ConfigError listing every problem of its project file."""
+def load_project(root: Path | str = ".", *, environ: Mapping[str, str] | None = None) -> Project:
+    """The project in `root`; raises ConfigError listing every problem of its project file. `environ`, when
+    given, is the environment its connections resolve from instead of the process's."""
     project, problems = check_project_file(Path(root))
     if project is None:
         raise ConfigError("invalid project file:\n  " + "\n  ".join(map(str, problems)))
-    return project
+    return project if environ is None else replace(project, environ=environ)

@@ -51,11 +51,11 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -202,15 +202,11 @@ def reconcile(
     orders, invoices or business partners to SAP B1); with `fix`, repair what the policy says (see the
     module docstring) and report what was sent. Holds the project lock while it reads and writes the
     state (waits up to `wait` seconds for a run to finish, then raises `RunLocked`)."""
-    from engine.project import check_project_file
+    from engine.project import load_project
     from engine.spec import load_pipelines, order_by_dependencies
 
     root = Path(root)
-    project, problems = check_project_file(root)
-    if project is None:
-        raise ConfigError("invalid project:\n  " + "\n  ".join(map(str, problems)))
-    if environ is not None:
-        project = type(project)(**{**project.__dict__, "environ": environ})
+    project = load_project(root, environ=environ)
     wanted = list(names or [])
     specs = [s for s in order_by_dependencies(load_pipelines(root, wanted or None))
              if _checkable(project, s) and (not wanted or s.name in wanted)]
@@ -540,7 +536,7 @@ def _holds(payload: Mapping[str, Any], held: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def _net(lines: list[Mapping[str, Any]]) -> float:
+def _net(lines: Sequence[Mapping[str, Any]]) -> float:
     total = 0.0
     for line in lines:
         try:
@@ -554,7 +550,7 @@ def _line_brief(line: Mapping[str, Any]) -> dict[str, Any]:
     return {k: line[k] for k in ("LineNum", "ItemDescription", "Quantity", "UnitPrice", "AccountCode") if k in line}
 
 
-def _keyed(items: Any) -> bool:
+def _keyed(items: Any) -> TypeGuard[list[dict[str, Any]]]:
     return isinstance(items, list) and bool(items) and all(isinstance(m, dict) and "_key" in m for m in items)
 
 

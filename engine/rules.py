@@ -124,13 +124,13 @@ class RuleTable:
                 self._cache[cache_key] = hit
         row, out = hit
         if reference_codes:
-            for name, value in out.items():
+            for name, code in out.items():
                 ref_key = REFERENCE_KEYS.get(name)
-                if value is None or ref_key is None or ref_key not in reference_codes:
+                if code is None or ref_key is None or ref_key not in reference_codes:
                     continue
-                if value not in reference_codes[ref_key]:
+                if code not in reference_codes[ref_key]:
                     raise InvalidCode(
-                        f"rule table {self.name} ({self.path.name}:{row.line}) gives {name} '{value}' for "
+                        f"rule table {self.name} ({self.path.name}:{row.line}) gives {name} '{code}' for "
                         f"{_describe(values, self.inputs)}, which is not {REFERENCE_LABELS[ref_key]}"
                     )
         return dict(out)

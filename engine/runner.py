@@ -24,11 +24,12 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine import bidirectional, db, ledger, quarantine
 from engine.errors import ConfigError, ConnectorError
@@ -38,15 +39,11 @@ from engine.load.links import BaseLinker
 from engine.load.slport import SlPort
 from engine.locks import company_key, run_locks
 from engine.plan import Plan, plan_pipeline
+from engine.retry import Backoff
 from engine.sapb1 import SapB1Client, ensure_user_field, fetch_reference_codes
+from engine.sapb1.entities import ENTITIES, entity_profile
 
-# B1 tables that hold the external-reference user field, per target entity set (contract §5.11).
-USER_FIELD_TABLES = {
-    "BusinessPartners": "OCRD",
-    "PurchaseOrders": "OPOR",
-    "PurchaseInvoices": "OPCH",
-    "PurchaseDeliveryNotes": "OPDN",
-}
+T = TypeVar("T")
 LOAD_CHUNK = 200  # operations looked up (batched $filter) and journalled as intents together
 
 
@@ -171,23 +168,19 @@ def run_pipelines(
     what is staged already. The run holds its project's and its SAP B1 company's lock throughout
     (`engine.locks`): a second run waits up to `wait` seconds, then raises `RunLocked`.
     """
-    from engine.project import check_project_file
+    from engine.project import load_project
     from engine.spec import load_pipelines
 
     root = Path(root)
-    project, problems = check_project_file(root)
-    if project is None:
-        raise ConfigError("invalid project:\n  " + "\n  ".join(map(str, problems)))
-    if environ is not None:
-        project = type(project)(**{**project.__dict__, "environ": environ})
+    project = load_project(root, environ=environ)
     specs = load_pipelines(root, names)
     if names:  # the named pipelines only; their dependencies were validated, not re-run
         wanted = set(names)
         specs = [s for s in specs if s.name in wanted]
     if refs is not None:
         specs = [s for s in specs if s.name in refs]
-    to_b1 = [s for s in specs if _writes_to_b1(project, s)]
-    to_jaggaer = [s for s in specs if _writes_to_jaggaer(project, s)]
+    to_b1 = [s for s in specs if _target_kind(project, s) == "sapb1"]
+    to_jaggaer = [s for s in specs if _target_kind(project, s) == "jaggaer"]
     pairs = bidirectional.load_pairs(root) if to_b1 or to_jaggaer else {}
     report = RunReport(run_id=_new_run_id(), started_at=datetime.now(UTC))
     started = time.monotonic()
@@ -234,7 +227,7 @@ def write_back_pipelines(root: Path | str) -> list[str]:
 
     project = load_project(Path(root))
     return [s.name for s in load_pipelines(Path(root), check_mappings=False)
-            if s.source_kind == "sapb1" and _writes_to_jaggaer(project, s)]
+            if s.source_kind == "sapb1" and _target_kind(project, s) == "jaggaer"]
 
 
 def pull_b1_changes(root: Path | str, **options: Any) -> RunReport:
@@ -303,6 +296,22 @@ async def _terminate_cancels(report: RunReport) -> AsyncIterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _aborted_by(report: RunReport, *stops: type[BaseException]) -> Iterator[None]:
+    """Record why a load ended early: one of `stops` ends it (recorded as the run's abort, not raised);
+    cancellation (SIGTERM, Ctrl-C) and anything else are recorded and raised."""
+    try:
+        yield
+    except stops as exc:
+        report.aborted = str(exc)
+    except asyncio.CancelledError:
+        report.aborted = report.aborted or "interrupted"
+        raise
+    except BaseException as exc:
+        report.aborted = f"{type(exc).__name__}: {exc}"
+        raise
+
+
 def _company_of(project: Any, specs: list[Any]) -> str | None:
     """The SAP B1 company the pipelines write to (its lock name), None when they write nowhere."""
     names = {s.target["connection"] for s in specs}
@@ -314,29 +323,28 @@ def _company_of(project: Any, specs: list[Any]) -> str | None:
     return company_key(profile["service_root"], profile["company_db"])
 
 
-def _writes_to_b1(project: Any, spec: Any) -> bool:
+def _target_kind(project: Any, spec: Any) -> str | None:
+    """The kind of connection a pipeline writes to (`sapb1`, `jaggaer`); None when it names no known one."""
     try:
-        return project.connections[spec.target["connection"]].get("kind") == "sapb1"
+        return project.connections[spec.target["connection"]].get("kind")
     except (KeyError, AttributeError):
-        return False
+        return None
 
 
-def _writes_to_jaggaer(project: Any, spec: Any) -> bool:
-    try:
-        return project.connections[spec.target["connection"]].get("kind") == "jaggaer"
-    except (KeyError, AttributeError):
-        return False
+SETUP_RETRY = Backoff(attempts=5, base=0.2, cap=2.0, jitter=0.5)
 
 
-async def _retry_setup(step: Callable[[], Any], attempts: int = 5) -> Any:
+async def _retry_setup(step: Callable[[], Awaitable[T]], policy: Backoff = SETUP_RETRY) -> T:
     """A setup step is idempotent (it looks up before it creates): repeat it on transient faults."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await step()
-        except Exception as exc:
-            if attempt == attempts or not getattr(exc, "is_transient", False):
-                raise
-            await asyncio.sleep(0.2 * attempt)
+    return await policy.run(step, retry_if=lambda exc: bool(getattr(exc, "is_transient", False)),
+                            describe="SAP B1 setup")
+
+
+def _reference_user_fields(specs: Iterable[Any]) -> list[tuple[str, str]]:
+    """(B1 table, `U_` field) of the external references the pipelines write (contract §5.11): the table is
+    the entity's profile's (`engine.sapb1.entities`)."""
+    return sorted({(ENTITIES[s.target["entity"]].user_field_table, s.target["external_ref"]) for s in specs
+                   if s.target.get("external_ref", "").startswith("U_") and s.target["entity"] in ENTITIES})
 
 
 def _new_run_id() -> str:
@@ -406,14 +414,12 @@ async def _load_all(
     with db.connect(state) as conn:  # the state file is opened per step, never held for the run
         crosswalk = ledger.load_crosswalk(conn)
     versions = versions if versions is not None else {}
-    try:
+    with _aborted_by(report, RunAborted):
         async with client, _terminate_cancels(report):
             notify(Progress("*", "setup", message="SAP B1 login, user fields, reference codes"))
             await client.login()
-            for table, ref_field in sorted({(USER_FIELD_TABLES.get(s.target["entity"]), s.target["external_ref"])
-                                             for s in specs if s.target.get("external_ref", "").startswith("U_")
-                                             and s.target["entity"] in USER_FIELD_TABLES}):
-                await _retry_setup(lambda t=table, f=ref_field: ensure_user_field(client, t, f, "JAGGAER reference"))
+            for table, ref_field in _reference_user_fields(specs):
+                await _retry_setup(partial(ensure_user_field, client, table, ref_field, "JAGGAER reference"))
             codes = reference_code_sets(await _retry_setup(lambda: fetch_reference_codes(client, suppliers=False)))
             port = SlPort(client)
             blocked: dict[str, dict[str, str]] = {}  # what a pipeline set aside: its dependants are quarantined
@@ -423,14 +429,6 @@ async def _load_all(
                 run.two_way = (two_ways or {}).get(spec.name)
                 versions[spec.name] = run.mapping.version
                 report.pipelines.append(await run.load(port, refs, notify, limit))
-    except RunAborted as exc:
-        report.aborted = str(exc)
-    except asyncio.CancelledError:
-        report.aborted = report.aborted or "interrupted"
-        raise
-    except BaseException as exc:
-        report.aborted = f"{type(exc).__name__}: {exc}"
-        raise
 
 
 async def _load_jaggaer(
@@ -446,7 +444,7 @@ async def _load_jaggaer(
     state = Path(project.state_path)
     with db.connect(state) as conn:
         crosswalk = ledger.load_crosswalk(conn)
-    try:
+    with _aborted_by(report, HostUnreachable, AuthFailed):
         async with contextlib.AsyncExitStack() as stack, _terminate_cancels(report):
             writers: dict[str, CompanyProfileWriter] = {}
             for spec in specs:
@@ -460,14 +458,6 @@ async def _load_jaggaer(
                 versions[spec.name] = run.mapping.version
                 limit = int(concurrency or writer.settings.max_concurrency or 8)
                 report.pipelines.append(await run.load(writer, refs, notify, limit))
-    except (HostUnreachable, AuthFailed) as exc:
-        report.aborted = str(exc)
-    except asyncio.CancelledError:
-        report.aborted = report.aborted or "interrupted"
-        raise
-    except BaseException as exc:
-        report.aborted = f"{type(exc).__name__}: {exc}"
-        raise
 
 
 def reference_code_sets(codes: Any) -> dict[str, set[str]]:
@@ -522,15 +512,7 @@ class PipelineRun:
         plan = self.plan(wanted)
         if self.two_way is not None:  # synced fields: JAGGAER's changes only, no echoes, conflicts and owners settled
             result.problems.extend(finding_failure(spec.name, f) for f in self.two_way.to_b1(plan, self.run_id))
-        result.planned = {k: n for k, n in plan.counts().items() if n}
-        result.problems.extend(Failure(spec.name, i.external_ref, "waiting", "waiting", i.reason or "waiting")
-                               for i in plan.of("wait"))
-        result.problems.extend(Failure(spec.name, i.external_ref, "quarantined", "mapping", i.reason or "quarantined")
-                               for i in plan.of("quarantine"))
-        result.ignored = [Failure(spec.name, i.external_ref, "ignored", "skip_unless", i.reason or "left out by the mapping")
-                          for i in plan.of("ignore")]
-        result.still_failed = [Failure(spec.name, i.external_ref, "failed", "not re-sent", i.reason or "failed")
-                               for i in plan.of("failed")]
+        _report_plan(result, plan)
         self.note(plan)
         unknown = any(i.action == "create" and not i.attempted for i in plan.items)
         ops = operations(plan.items, self.target, lookup_unknown=unknown and await census(port, self.target, self.state))
@@ -538,7 +520,9 @@ class PipelineRun:
         notify(Progress(spec.name, "load", 0, total, f"{total} to write"))
         journal = LedgerJournal(self.state, self.run_id, self.target, self.mapping.crosswalk_type or spec.name,
                                 self.crosswalk)
-        linker = BaseLinker(port, po_keys(self.crosswalk)) if self.target.entity_set == "PurchaseInvoices" else None
+        # lines copied from base documents (an invoice's from its PO and goods receipts): the linker makes them
+        derived = entity_profile(self.target.entity_set).lines_derived
+        linker = BaseLinker(port, po_keys(self.crosswalk)) if derived else None
         done = 0
 
         def on_outcome(outcome: Outcome) -> None:
@@ -572,33 +556,54 @@ class PipelineRun:
         """Write what planning decided without a write to B1, in one batch: waits, quarantines, records the
         mapping leaves out (`ignored`), and the staged content synced and ignored records were planned from
         (so the next run passes over them)."""
-        name, run_id = self.spec.name, self.run_id
-        waits = [ledger.Mark(name, i.external_ref, i.reason or "waiting", "waiting", i.record_key, i.mapping_version)
-                 for i in plan.of("wait")]
-        held = plan.of("quarantine")
-        marks = [ledger.Mark(name, i.external_ref, i.reason or "quarantined", "mapping", i.record_key,
-                             i.mapping_version) for i in held]
-        ignored = [ledger.Mark(name, i.external_ref, i.reason or "left out by the mapping", "skip_unless", i.record_key,
-                               i.mapping_version, i.plan_hash) for i in plan.of("ignore")]
-        unchanged = [ledger.Unchanged(name, i.external_ref, i.plan_hash, i.mapping_version,
+        unchanged = [ledger.Unchanged(self.spec.name, i.external_ref, i.plan_hash, i.mapping_version,
                                       *((i.fingerprint, i.payload) if i.changes else (None, None)),
                                       status="not_applied" if i.held else "synced")
                      for i in plan.items if i.action == "skip" and i.target_key and i.plan_hash]
-        rendered = {i.record_key for i in plan.items if i.action != "quarantine" and i.record_key}
-        if not (waits or marks or ignored or unchanged or rendered):
-            return
-        with db.connect(self.state) as conn:
-            if rendered:  # records quarantined by their mapping earlier that render now: no longer set aside
-                quarantine.resolve(conn, name, rendered & quarantine.open_keys(conn, name, "map"), stage="map")
-            ledger.mark_waiting(conn, run_id, waits)
-            ledger.mark_quarantined(conn, run_id, marks)
-            ledger.mark_ignored(conn, run_id, ignored)
-            ledger.refresh_synced(conn, unchanged)
-            if held:
-                records = _staged_records(conn, name, [i.record_key for i in held if i.record_key])
-                quarantine.add(conn, [quarantine.QuarantinedRecord(name, i.record_key or i.external_ref, "map",
-                                                                   i.reason or "", records.get(i.record_key), run_id)
-                                      for i in held])
+        _note(self.state, self.spec.name, self.run_id, plan, unchanged)
+
+
+def _report_plan(result: PipelineReport, plan: Plan) -> None:
+    """What planning decided, in the pipeline's report: counts per action, the records held back (waiting,
+    quarantined), left out by the mapping (ignored) and failed before and not re-sent."""
+    name = result.name
+    result.planned = {k: n for k, n in plan.counts().items() if n}
+    result.problems.extend(Failure(name, i.external_ref, "waiting", "waiting", i.reason or "waiting")
+                           for i in plan.of("wait"))
+    result.problems.extend(Failure(name, i.external_ref, "quarantined", "mapping", i.reason or "quarantined")
+                           for i in plan.of("quarantine"))
+    result.ignored = [Failure(name, i.external_ref, "ignored", "skip_unless", i.reason or "left out by the mapping")
+                      for i in plan.of("ignore")]
+    result.still_failed = [Failure(name, i.external_ref, "failed", "not re-sent", i.reason or "failed")
+                           for i in plan.of("failed")]
+
+
+def _note(state: Path, name: str, run_id: str, plan: Plan, unchanged: list[ledger.Unchanged]) -> None:
+    """Write what planning decided without a write, in one batch: waits, quarantines (with the staged record),
+    records the mapping leaves out (`ignored`), `unchanged` (the staged content the skips were planned from),
+    and the end of the quarantine of records that render now."""
+    waits = [ledger.Mark(name, i.external_ref, i.reason or "waiting", "waiting", i.record_key, i.mapping_version)
+             for i in plan.of("wait")]
+    held = plan.of("quarantine")
+    marks = [ledger.Mark(name, i.external_ref, i.reason or "quarantined", "mapping", i.record_key,
+                         i.mapping_version) for i in held]
+    ignored = [ledger.Mark(name, i.external_ref, i.reason or "left out by the mapping", "skip_unless", i.record_key,
+                           i.mapping_version, i.plan_hash) for i in plan.of("ignore")]
+    rendered = {i.record_key for i in plan.items if i.action != "quarantine" and i.record_key}
+    if not (waits or marks or ignored or unchanged or rendered):
+        return
+    with db.connect(state) as conn:
+        if rendered:  # records quarantined by their mapping earlier that render now: no longer set aside
+            quarantine.resolve(conn, name, rendered & quarantine.open_keys(conn, name, "map"), stage="map")
+        ledger.mark_waiting(conn, run_id, waits)
+        ledger.mark_quarantined(conn, run_id, marks)
+        ledger.mark_ignored(conn, run_id, ignored)
+        ledger.refresh_synced(conn, unchanged)
+        if held:
+            records = _staged_records(conn, name, [i.record_key for i in held if i.record_key])
+            quarantine.add(conn, [quarantine.QuarantinedRecord(name, i.record_key or i.external_ref, "map",
+                                                               i.reason or "", records.get(i.record_key or ""), run_id)
+                                  for i in held])
 
 
 def _plan(state: Path, name: str, mapping: Any, wanted: set[str] | None) -> Plan:
@@ -649,15 +654,7 @@ class JaggaerPipelineRun:
                 i.target_key = i.target_key or _bravo_id(i.payload)
                 if i.action == "create":
                     i.action, i.reason = "skip", "baseline: first seen from SAP B1"
-        result.planned = {k: n for k, n in plan.counts().items() if n}
-        result.problems.extend(Failure(spec.name, i.external_ref, "waiting", "waiting", i.reason or "waiting")
-                               for i in plan.of("wait"))
-        result.problems.extend(Failure(spec.name, i.external_ref, "quarantined", "mapping", i.reason or "quarantined")
-                               for i in plan.of("quarantine"))
-        result.ignored = [Failure(spec.name, i.external_ref, "ignored", "skip_unless", i.reason or "left out by the mapping")
-                          for i in plan.of("ignore")]
-        result.still_failed = [Failure(spec.name, i.external_ref, "failed", "not re-sent", i.reason or "failed")
-                               for i in plan.of("failed")]
+        _report_plan(result, plan)
         self.note(plan)
         items = [WriteItem(spec.name, i.external_ref, strip_reserved(i.patch if i.action == "update" else i.payload),
                            i.payload or {}, i.fingerprint or "", i.mapping_version or "",
@@ -693,33 +690,11 @@ class JaggaerPipelineRun:
         an owner — the next run compares with it."""
         from engine.jaggaer.writer import TARGET_ENTITY
 
-        name, run_id = self.spec.name, self.run_id
-        waits = [ledger.Mark(name, i.external_ref, i.reason or "waiting", "waiting", i.record_key, i.mapping_version)
-                 for i in plan.of("wait")]
-        held = plan.of("quarantine")
-        marks = [ledger.Mark(name, i.external_ref, i.reason or "quarantined", "mapping", i.record_key,
-                             i.mapping_version) for i in held]
-        ignored = [ledger.Mark(name, i.external_ref, i.reason or "left out by the mapping", "skip_unless", i.record_key,
-                               i.mapping_version, i.plan_hash) for i in plan.of("ignore")]
-        unchanged = [ledger.Unchanged(name, i.external_ref, i.plan_hash, i.mapping_version, i.fingerprint, i.payload,
-                                      target_key=i.target_key or _bravo_id(i.payload), record_key=i.record_key,
-                                      target_entity=TARGET_ENTITY)
+        unchanged = [ledger.Unchanged(self.spec.name, i.external_ref, i.plan_hash, i.mapping_version, i.fingerprint,
+                                      i.payload, target_key=i.target_key or _bravo_id(i.payload),
+                                      record_key=i.record_key, target_entity=TARGET_ENTITY)
                      for i in plan.items if i.action == "skip" and i.payload is not None and i.fingerprint]
-        rendered = {i.record_key for i in plan.items if i.action != "quarantine" and i.record_key}
-        if not (waits or marks or ignored or unchanged or rendered):
-            return
-        with db.connect(self.state) as conn:
-            if rendered:
-                quarantine.resolve(conn, name, rendered & quarantine.open_keys(conn, name, "map"), stage="map")
-            ledger.mark_waiting(conn, run_id, waits)
-            ledger.mark_quarantined(conn, run_id, marks)
-            ledger.mark_ignored(conn, run_id, ignored)
-            ledger.refresh_synced(conn, unchanged)
-            if held:
-                records = _staged_records(conn, name, [i.record_key for i in held if i.record_key])
-                quarantine.add(conn, [quarantine.QuarantinedRecord(name, i.record_key or i.external_ref, "map",
-                                                                   i.reason or "", records.get(i.record_key), run_id)
-                                      for i in held])
+        _note(self.state, self.spec.name, self.run_id, plan, unchanged)
 
 
 def _bravo_id(payload: Any) -> str | None:

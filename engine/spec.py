@@ -184,7 +184,7 @@ def _type_words(t: Any) -> str:
     words = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
              "number": "a number", "boolean": "true or false", "null": "null"}
     if isinstance(t, list):
-        return " or ".join(words.get(x, x) for x in t)
+        return " or ".join(words.get(x, str(x)) for x in t)
     return words.get(t, str(t))
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from engine.audit import QUERIES, audit, format_table, json_rows
+from engine.cli.common import add_json_option, add_project_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,9 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("query", nargs="?", default="runs", help="a named query or one SELECT statement (default: runs)")
     parser.add_argument("args", nargs="*", help="arguments of the named query (history: the external reference)")
-    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    add_project_option(parser)
     parser.add_argument("--state", type=Path, help="state file (default: the project's)")
-    parser.add_argument("--json", action="store_true", help="print rows as JSON lines")
+    add_json_option(parser, help="print rows as JSON lines")
     parser.add_argument("--width", type=int, default=60, help="cut cells to this many characters (table output)")
     parser.set_defaults(func=run)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from engine.cli.common import add_project_option
 from engine.extract import extract_pipelines
 from engine.project import load_project
 
@@ -16,14 +16,14 @@ from engine.project import load_project
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("extract", help="pull new and changed records into the staging tables")
     parser.add_argument("pipelines", nargs="*", metavar="PIPELINE", help="pipelines to extract (default: all)")
-    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    add_project_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     project = load_project(args.project)
     console = Console(file=sys.stderr)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as bar:
 

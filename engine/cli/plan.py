@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from engine.cli.common import add_json_option, add_project_option
 from engine.plan import Plan, PlanItem, assume_created, plan_pipeline
 
 SYMBOL = {"create": "+", "update": "~", "skip": "=", "wait": "…", "quarantine": "!", "ignore": "-", "failed": "x"}
@@ -20,13 +21,12 @@ SYMBOL = {"create": "+", "update": "~", "skip": "=", "wait": "…", "quarantine"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("plan", help="show what a run would create, update, skip, hold back (writes nothing)")
     parser.add_argument("pipelines", nargs="*", metavar="PIPELINE", help="pipelines to plan (default: all)")
-    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    add_project_option(parser)
     parser.add_argument("--limit", type=int, default=20, help="records listed per pipeline and action (default 20; 0: all)")
     parser.add_argument("--ref", action="append", default=None, help="only these staged keys (repeatable)")
     parser.add_argument("--state", type=Path, help="state file (default: the project's)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON document: counts and every item but the unchanged, per pipeline, "
-                        "with changed fields (--limit does not apply)")
+    add_json_option(parser, help="print one JSON document: counts and every item but the unchanged, per "
+                    "pipeline, with changed fields (--limit does not apply)")
     parser.set_defaults(func=run)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from engine import exitcodes
+from engine.cli.common import add_json_option, add_project_option
 
 HELP = "compare JAGGAER, the ledger and SAP B1; report drift (--fix repairs it)"
 DRIFT = 1  # this verb's exit code when it found drift
@@ -47,14 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("pipelines", nargs="*", metavar="PIPELINE",
                         help="pipelines to compare (default: all writing PurchaseOrders, PurchaseInvoices or "
                              "BusinessPartners)")
-    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    add_project_option(parser)
     parser.add_argument("--fix", action="store_true",
                         help="repair what the policy says (see below) and report what was sent")
     parser.add_argument("--limit", type=int, default=50, help="findings listed per kind (default 50; 0: all)")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="when a run holds the project, wait this long for it (default 0: exit 6 at once)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON document (every finding with its details, the repair) and nothing else")
+    add_json_option(parser, help="print one JSON document (every finding with its details, the repair) and "
+                    "nothing else")
     parser.set_defaults(func=run)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from rich.console import Console
 
 from engine import exitcodes
-from engine.cli.run import Display, add_json_flag, finish
+from engine.cli.common import add_json_option, add_project_option
+from engine.cli.run import Display, finish
 from engine.errors import ConfigError
 from engine.runner import replay_failed
 
@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="an external reference (repeatable); a change not applied because the document was "
                        "closed is re-sent too (after it was reopened in SAP B1)")
     parser.add_argument("--pipeline", action="append", help="only this pipeline (repeatable)")
-    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
-    add_json_flag(parser)
+    add_project_option(parser)
+    add_json_option(parser)
     parser.set_defaults(func=run)
 
 

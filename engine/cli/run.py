@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from engine import exitcodes
+from engine.cli.common import add_json_option, add_project_option
 from engine.runner import Failure, RunReport, run_pipelines
 from engine.runner import Progress as Step
 
@@ -24,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=exitcodes.describe(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("pipelines", nargs="*", metavar="PIPELINE", help="pipelines to run (default: all)")
-    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    add_project_option(parser)
     parser.add_argument("--no-extract", action="store_true", help="load what is staged; do not read JAGGAER")
     parser.add_argument("--concurrency", type=int, default=None, help="requests in flight (default: the profile's)")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default 0: exit 6 at once, naming the holder)")
     parser.add_argument("--max-waiting", type=non_negative, default=None, metavar="N",
                         help="exit 5 when more than N records wait for a dependency (default: no limit)")
-    add_json_flag(parser)
+    add_json_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -44,26 +45,21 @@ def non_negative(text: str) -> int:
     return value
 
 
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON document (the summary, exit_code, every problem) on stdout and nothing "
-                        "else there (progress goes to stderr)")
-
-
 class Display:
     """A progress bar per pipeline stage on a terminal; nothing otherwise."""
 
     def __init__(self, console: Console) -> None:
         self.bar = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=console, transient=False, disable=not console.is_terminal)
-        self.tasks: dict[tuple[str, str], int] = {}
+        self.tasks: dict[tuple[str, str], TaskID] = {}
 
     def __enter__(self) -> Display:
         self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.bar.__exit__(exc_type, exc, traceback)
 
     def __call__(self, step: Step) -> None:
         if step.stage not in ("extract", "load", "done"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from engine.cli.common import add_project_option
 from engine.mapping.fixtures import run_fixtures
 
 
@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "test-mappings", help="run the mapping fixtures in mappings/fixtures/ (source record in, expected payload out)"
     )
     parser.add_argument("mappings", nargs="*", metavar="MAPPING", help="mappings to test, e.g. purchase_order (default: all)")
-    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    add_project_option(parser)
     parser.add_argument("--update", action="store_true", help="rewrite the expected output of failing fixtures")
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing fixtures too")
     parser.set_defaults(func=run)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from engine.cli.common import add_project_option
 from engine.spec import check_project, iter_problems_sorted
 
 
@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validate", help="check pipeline specs, mapping files and references (no credentials needed)"
     )
     parser.add_argument("pipelines", nargs="*", metavar="PIPELINE", help="pipelines to check (default: all)")
-    parser.add_argument("--project", type=Path, default=Path("."), help="project directory (default: .)")
+    add_project_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -8,13 +8,11 @@ connection, never the token, the client secret or a request body.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import orjson
@@ -24,6 +22,7 @@ from tenacity.wait import wait_base
 from engine import secrets
 from engine.errors import ConfigError, ConnectorError
 from engine.jaggaer.net import fast_transport
+from engine.retry import Backoff, parse_retry_after, retry_after_of
 
 log = logging.getLogger("engine.jaggaer")
 
@@ -32,6 +31,7 @@ TRANSIENT_CODE = "-998"
 REFRESH_MARGIN_S = 30.0
 UNREACHABLE_AFTER_S = 20.0  # connections failing this long (from the first failed attempt's start): give up
 CONNECT_TIMEOUT_S = 10.0
+J1P_JITTER = 0.5  # each retry waits in the upper half of its back-off ceiling
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,12 @@ class JaggaerSettings:
             backoff_initial=float(retry.get("backoff_initial", 1.0)),
             backoff_max=float(retry.get("backoff_max", 60.0)),
         )
+
+    @property
+    def backoff(self) -> Backoff:
+        """The one back-off policy (`engine.retry`) with this connection's knobs."""
+        return Backoff(attempts=max(1, self.retry_attempts), base=self.backoff_initial, cap=self.backoff_max,
+                       jitter=J1P_JITTER)
 
 
 class J1PError(ConnectorError):
@@ -124,36 +130,16 @@ class _Transient(Exception):
 
 
 class _Backoff(wait_base):
-    """`Retry-After` when the server sent one, else exponential from `initial` with jitter, capped."""
+    """tenacity's wait for J1P retries, its delay the one policy's (`engine.retry.Backoff`): exponential from
+    `initial`, jittered, capped, and at least the server's `Retry-After`."""
 
     def __init__(self, initial: float, cap: float, offset: int = 0) -> None:
-        self.initial, self.cap, self.offset = initial, cap, offset
+        self.policy = Backoff(base=initial, cap=cap, jitter=J1P_JITTER)
+        self.offset = offset
 
     def __call__(self, retry_state: Any) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        return self.delay(retry_state.attempt_number + self.offset, exc)
-
-    def delay(self, attempt_number: int, exc: BaseException | None) -> float:
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
-            return min(exc.retry_after, self.cap)
-        base = min(self.cap, self.initial * 2 ** (attempt_number - 1))
-        return min(self.cap, base * random.uniform(0.5, 1.5))
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+        return self.policy.delay(retry_state.attempt_number + self.offset, retry_after_of(exc))
 
 
 class TokenProvider:
@@ -272,7 +258,7 @@ class J1PClient:
         self.tokens = TokenProvider(settings, self._http, clock=clock, reach=self.reach)
         self.counters = Counters()
 
-    async def __aenter__(self) -> J1PClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -317,7 +303,7 @@ class J1PClient:
             if s.retry_attempts <= 1:
                 raise failure
             self.counters.retries += 1
-            await asyncio.sleep(_Backoff(s.backoff_initial, s.backoff_max).delay(1, failure))
+            await asyncio.sleep(s.backoff.delay(1, failure.retry_after))
             async for attempt in self._retrying(attempts=s.retry_attempts - 1, offset=1):
                 with attempt:
                     return await call()
@@ -328,6 +314,14 @@ class J1PClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get_once(self, path: str, params: Mapping[str, str] | None) -> tuple[dict[str, Any], bytes]:
+        response = await self._send_once("GET", path, params=params)
+        return self._outcome(response, path), response.content
+
+    async def _send_once(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
+                         **request: Any) -> httpx.Response:
+        """One request with the connection's token: a refused token is renewed and the request sent once more
+        (a second 401 is `AuthFailed`); no answer at all is `_Transient` and counts against the reachability
+        budget. The response as it came (`_outcome` reads it)."""
         url = self.settings.base_url + path
         for fresh in (False, True):
             token = await self.tokens.get()
@@ -335,7 +329,8 @@ class J1PClient:
             self.reach.check()
             started = self.reach.clock()
             try:
-                response = await self._http.get(url, params=params, headers={"Authorization": token})
+                response = await self._http.request(method, url, headers={**(headers or {}), "Authorization": token},
+                                                    **request)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 self.reach.failed(started, f"{url}: {_cause(exc)}")
                 raise _Transient(f"{url}: connection failed ({_cause(exc)})") from None
@@ -344,9 +339,10 @@ class J1PClient:
                 # Decide on the status alone: no WWW-Authenticate, a bare '; charset' content type (§3.4).
                 self.tokens.invalidate(token)
                 if fresh:
-                    raise AuthFailed(f"connection '{self.settings.name}': a freshly issued token was refused (401) on {path}")
+                    raise AuthFailed(f"connection '{self.settings.name}': a freshly issued token was refused (401) "
+                                     f"on {path}")
                 continue
-            return self._outcome(response, path), response.content
+            return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _outcome(self, response: httpx.Response, path: str) -> dict[str, Any]:

@@ -34,8 +34,8 @@ def stamp_ms(stamp: str) -> int:
     """Milliseconds since the epoch of a J1P stamp: ISO 8601 (Z or offset), `YYYYMMDD` or `YYYYMMDDHHMMSS` (§4.7)."""
     text = str(stamp).strip()
     if m := _COMPACT.match(text):
-        parts = [int(p) if p else 0 for p in m.groups()]
-        when = datetime(*parts[:3], parts[3], parts[4], parts[5], tzinfo=UTC)
+        year, month, day, hour, minute, second = (int(p) if p else 0 for p in m.groups())
+        when = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     else:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
         if when.tzinfo is None:

@@ -30,18 +30,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 
 from engine import db, ledger
-from engine.jaggaer.client import (
-    AuthFailed,
-    J1PClient,
-    J1PError,
-    _Backoff,
-    _cause,
-    _Transient,
-)
+from engine.jaggaer.client import AuthFailed, J1PClient, J1PError, _Transient
 from engine.load.model import Attempt, LoadStats
 
 COMPANY_PROFILES = "/j1p/api/public/ja/v1/companyprofiles"
@@ -67,23 +59,22 @@ class CompanyProfileWriter(J1PClient):
     """A `J1PClient` that also POSTs company-profile UPDATEs (same token, retry budget and reachability)."""
 
     async def update(self, body: dict[str, Any], path: str = COMPANY_PROFILES) -> UpdateAnswer:
-        s = self.settings
-        backoff = _Backoff(s.backoff_initial, s.backoff_max)
+        backoff = self.settings.backoff
         tries: list[Attempt] = []
         payload = orjson.dumps(body)
-        for attempt in range(1, max(1, s.retry_attempts) + 1):
+        for attempt in range(1, backoff.attempts + 1):
             started = time.monotonic()
             try:
                 answer, status = await self._post_once(path, payload)
             except _Transient as exc:
                 tries.append(Attempt(_status_of(exc), _code_of(exc), exc.reason, None, _ms(started)))
-                if attempt == max(1, s.retry_attempts):
+                if attempt == backoff.attempts:
                     last = tries.pop()
                     return UpdateAnswer("in_flight", UNRESOLVED, f"gave up after {attempt} attempts: {last.b1_message}; "
                                         "the next run sends it again", last.http_status, writes=attempt,
                                         duration_ms=last.duration_ms, tries=tries)
                 self.counters.retries += 1
-                await asyncio.sleep(backoff.delay(attempt, exc))
+                await asyncio.sleep(backoff.delay(attempt, exc.retry_after))
                 continue
             except AuthFailed:
                 raise
@@ -100,27 +91,8 @@ class CompanyProfileWriter(J1PClient):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post_once(self, path: str, payload: bytes) -> tuple[dict[str, Any], int]:
-        url = self.settings.base_url + path
-        for fresh in (False, True):
-            token = await self.tokens.get()
-            self.counters.requests += 1
-            self.reach.check()
-            started = self.reach.clock()
-            try:
-                response = await self._http.post(url, content=payload, headers={
-                    "Authorization": token, "Content-Type": "application/json", "Accept": "application/json"})
-            except (httpx.TransportError, httpx.TimeoutException) as exc:
-                self.reach.failed(started, f"{url}: {_cause(exc)}")
-                raise _Transient(f"{url}: connection failed ({_cause(exc)})") from None
-            self.reach.answered()
-            if response.status_code == 401:
-                self.tokens.invalidate(token)
-                if fresh:
-                    raise AuthFailed(f"connection '{self.settings.name}': a freshly issued token was refused (401) "
-                                     f"on {path}")
-                continue
-            return self._outcome(response, path), response.status_code
-        raise AssertionError("unreachable")  # pragma: no cover
+        response = await self._send_once("POST", path, content=payload, headers={"Content-Type": "application/json"})
+        return self._outcome(response, path), response.status_code
 
 
 def _status_of(exc: _Transient) -> int | None:

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from engine.errors import ConnectorError
@@ -37,6 +37,7 @@ from engine.load.model import Action, Attempt, LoadStats, Operation, Outcome, St
 from engine.load.port import B1Port
 from engine.mapping.core import strip_reserved
 from engine.plan import diff
+from engine.retry import Backoff, retry_after_of
 
 
 class RunAborted(ConnectorError):
@@ -49,14 +50,21 @@ class Unresolved(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often the loader tries; the waits are the one back-off policy's (`engine.retry.Backoff`)."""
+
     attempts: int = 6  # sends of one write, at most
     lookup_attempts: int = 8  # reads, at most
     base_delay: float = 0.1
     max_delay: float = 3.0
+    jitter: float = 0.5  # each wait in the upper half of its ceiling
 
-    def delay(self, attempt: int) -> float:
-        span = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
-        return span / 2 + random.random() * span / 2
+    @cached_property
+    def backoff(self) -> Backoff:
+        return Backoff(attempts=self.attempts, base=self.base_delay, cap=self.max_delay, jitter=self.jitter)
+
+    def delay(self, attempt: int, exc: BaseException | None = None) -> float:
+        """The wait after try `attempt` failed with `exc` (its `Retry-After` hint honoured)."""
+        return self.backoff.delay(attempt, retry_after_of(exc))
 
 
 class Journal:
@@ -251,10 +259,10 @@ class Loader:
                                         note=" (B1 says it exists, but no record carries the reference)")
                 if kind is not ErrorClass.TRANSIENT:
                     return self._failed(op, exc, writes, attempt, answer, tries)
-                await asyncio.sleep(self.retry.delay(attempt))
+                await asyncio.sleep(self.retry.delay(attempt, exc))
                 existing = (await self._lookup([op.ref])).get(op.ref)
                 if existing:  # the write landed, its answer was lost: B1 holds exactly this payload
-                    return _settled(await self._adopt(op, existing, writes=writes, attempts=attempt, compare=False),
+                    return _settled(await self._adopt_written(op, existing, writes=writes, attempts=attempt),
                                     answer, tries)
                 tries.append(answer)
                 last = exc
@@ -285,7 +293,7 @@ class Loader:
                 answer = _answer(exc, started)
                 if self._kind(exc) is not ErrorClass.TRANSIENT:
                     return self._failed(op, exc, writes, attempts, answer, tries, note=note)
-                await asyncio.sleep(self.retry.delay(attempt))
+                await asyncio.sleep(self.retry.delay(attempt, exc))
                 existing = (await self._lookup([op.ref])).get(op.ref)
                 if existing:  # the link landed, its answer was lost
                     return _settled(await self._adopt_now(op, existing, writes=writes, attempts=attempts), answer, tries)
@@ -332,7 +340,7 @@ class Loader:
                         continue
                 if kind is not ErrorClass.TRANSIENT:
                     return self._failed(op, exc, writes, attempt, answer, tries)
-                await asyncio.sleep(self.retry.delay(attempt))
+                await asyncio.sleep(self.retry.delay(attempt, exc))
                 if await self._applied(op):  # the PATCH landed, its answer was lost
                     return await self._patched(op, split, refusal, writes, attempt, answer, tries)
                 tries.append(answer)
@@ -415,26 +423,40 @@ class Loader:
                 if self._kind(exc) is not ErrorClass.TRANSIENT:
                     raise Unresolved(f"could not {what}: {error_fields(exc)[2]}") from exc
                 last = exc
-                await asyncio.sleep(self.retry.delay(attempt))
+                await asyncio.sleep(self.retry.delay(attempt, exc))
         raise Unresolved(f"could not {what} in B1: {last}; the next run resolves it")
 
-    async def _adopt(self, op: Operation, rows: list[dict[str, Any]], *, writes: int, attempts: int,
-                     compare: bool = True) -> Outcome | Operation:
-        """A record B1 already holds under the reference: synced as it is when it matches the planned
-        payload, else an update of the difference (returned as an `Operation` for the caller to send).
-        `compare=False` when B1 holds exactly this payload (our own write whose answer was lost)."""
+    def _held_twice(self, op: Operation, rows: list[dict[str, Any]], *, writes: int, attempts: int) -> Outcome | None:
+        """The failure when more than one B1 record carries the reference (nothing is adopted then)."""
+        if len(rows) <= 1:
+            return None
         target = self._target
-        if len(rows) > 1:
-            keys = ", ".join(str(r.get(target.key_field)) for r in rows)
-            return Outcome(op, Status.FAILED, error_code="duplicate_in_b1", writes=writes, attempts=attempts,
-                           error_message=f"{target.ref_field} {op.ref!r} is on more than one {target.entity_set}: {keys}")
+        keys = ", ".join(str(r.get(target.key_field)) for r in rows)
+        return Outcome(op, Status.FAILED, error_code="duplicate_in_b1", writes=writes, attempts=attempts,
+                       error_message=f"{target.ref_field} {op.ref!r} is on more than one {target.entity_set}: {keys}")
+
+    async def _adopt_written(self, op: Operation, rows: list[dict[str, Any]], *, writes: int,
+                             attempts: int) -> Outcome:
+        """Our own write whose answer was lost: B1 holds exactly this payload, so it is adopted without a
+        compare (only the line numbers B1 gave are read back)."""
+        target = self._target
+        if (failed := self._held_twice(op, rows, writes=writes, attempts=attempts)) is not None:
+            return failed
+        key = rows[0].get(target.key_field)
+        lines = None
+        if target.lines_field and op.line_refs:
+            lines = self._line_map(op, await self._get(key, [target.key_field, target.lines_field]))
+        return Outcome(op, Status.SYNCED, key=key, lines=lines, adopted=True, writes=writes, attempts=attempts)
+
+    async def _adopt(self, op: Operation, rows: list[dict[str, Any]], *, writes: int,
+                     attempts: int) -> Outcome | Operation:
+        """A record B1 already holds under the reference: synced as it is when it matches the planned
+        payload, else an update of the difference (returned as an `Operation` for the caller to send)."""
+        target = self._target
+        if (failed := self._held_twice(op, rows, writes=writes, attempts=attempts)) is not None:
+            return failed
         key = rows[0].get(target.key_field)
         planned = op.full_payload or op.payload
-        if not compare:
-            lines = None
-            if target.lines_field and op.line_refs:
-                lines = self._line_map(op, await self._get(key, [target.key_field, target.lines_field]))
-            return Outcome(op, Status.SYNCED, key=key, lines=lines, adopted=True, writes=writes, attempts=attempts)
         compared = comparable(planned, target)
         entity = await self._get(key, select_fields(compared, target.key_field))
         lines = self._line_map(op, entity) if target.lines_field else None

@@ -62,7 +62,7 @@ class SlPort:
         return found
 
     async def count(self, entity_set: str, filter: str) -> int:  # noqa: A002
-        return int(await self.client.get(f"{entity_set}/$count", filter=filter))
+        return await self.client.count(entity_set, filter)
 
     async def query(
         self, entity_set: str, *, filter: str | None = None, select: list[str] | None = None,  # noqa: A002

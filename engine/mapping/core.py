@@ -262,8 +262,8 @@ class _Builder:
 
 def _compile_block(block: Block) -> None:
     parts: list[str] = []
-    for name, expr in block.lets:
-        parts.append(f"{{% set {name} = ({expr.source}) %}}")
+    for name, let in block.lets:
+        parts.append(f"{{% set {name} = ({let.source}) %}}")
     n = 0
     if block.key is not None:
         block.var_of[id(block.key)] = "_k"
@@ -531,7 +531,7 @@ class MappingFile:
                 if node.block.when is not None and not self._eval_single(node.block.when, item_base, f"{label}.when"):
                     continue
                 rendered_items.append(self._render_block(node.block, item_base, label)[0])
-            keys = [r.get("_key") for r in rendered_items if "_key" in r]
+            keys = [r["_key"] for r in rendered_items if "_key" in r]
             if len(keys) != len(set(keys)):
                 dup = sorted({k for k in keys if keys.count(k) > 1})
                 raise _Located(path, node.block.key.line if node.block.key else None, f"duplicate line keys {dup}")

@@ -172,6 +172,7 @@ def _http_part(mime_headers: dict[str, str], content: str) -> _Part:
         status = int(pieces[1])
     except (IndexError, ValueError):
         raise ValueError(f"not an HTTP status line in a $batch answer: {status_line[:80]!r}") from None
+    headers: dict[str, str]
     if after.startswith("\n") or not after.strip():  # no headers: a blank line, then the body
         headers, body = {}, after
     else:

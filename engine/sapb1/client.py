@@ -25,7 +25,7 @@ import httpx
 
 from engine import secrets
 from engine.errors import ConfigError
-from engine.retry import Backoff
+from engine.retry import Backoff, parse_retry_after
 from engine.sapb1.batch import (
     BatchItem,
     BatchResult,
@@ -68,14 +68,6 @@ def _verify_option(value: Any) -> bool | str:
     if text.lower() in ("false", "no", "0", "off"):
         return False
     return text
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return float(value)
-    except ValueError:
-        return None
 
 
 class SapB1Client:
@@ -237,7 +229,7 @@ class SapB1Client:
     @staticmethod
     def _error(response: httpx.Response, method: str, path: str) -> ServiceLayerError:
         error = ServiceLayerError.from_body(response.status_code, response.text, method=method, path=path)
-        error.retry_after = _retry_after(response)
+        error.retry_after = parse_retry_after(response.headers.get("retry-after"))
         return error
 
     async def _read(self, path: str, headers: Mapping[str, str] | None = None) -> httpx.Response:

@@ -1,7 +1,7 @@
 """What the engine knows of each SAP B1 entity set it writes, in one table (docs/apis/sapb1-service-layer.md §5).
 
 Adding an entity set the engine writes means adding one `EntityProfile` here; the loader, the run's
-setup (user fields), adoption and the closed-document rules read it from this table.
+setup (user fields) and base-document links, adoption and the closed-document rules read it from this table.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ class EntityProfile:
     lines_field: str | None = None  # "DocumentLines" on documents; members numbered by LineNum
     # the key is in the payload and nothing else needs reading back: create with `Prefer: return-no-content`
     create_without_content: bool = False
-    # lines are copies of base-document lines made by the loader (invoices from PO / goods-receipt lines):
-    # one rendered line may become several B1 lines, so lines are not compared when a record is adopted
+    # lines are copies of base-document lines made by the loader (invoices from PO / goods-receipt lines): the
+    # run links them through `engine.load.links.BaseLinker`; one rendered line may become several B1 lines,
+    # so lines are not compared when a record is adopted
     lines_derived: bool = False
     # posted to the books when added (journal entry, stock): amounts are final (-1029 on a change)
     posted: bool = False

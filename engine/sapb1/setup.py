@@ -129,7 +129,7 @@ async def fetch_reference_codes(client: SapB1Client, *, page_size: int = 500, su
     async def rows(entity: str, filter: str | None, select: str) -> list[dict[str, Any]]:
         return [row async for row in client.query(entity, filter=filter, select=select, page_size=page_size)]
 
-    accounts, rules, centers, projects, terms, suppliers = await asyncio.gather(
+    accounts, rules, centers, projects, terms, partners = await asyncio.gather(
         rows("ChartOfAccounts", "ActiveAccount eq 'tYES'", "Code"),
         rows("DistributionRules", "Active eq 'tYES'", "FactorCode,InWhichDimension"),
         rows("ProfitCenters", "Active eq 'tYES'", "CenterCode,InWhichDimension"),
@@ -143,5 +143,5 @@ async def fetch_reference_codes(client: SapB1Client, *, page_size: int = 500, su
         profit_centers=_by_dimension(centers, "CenterCode"),
         projects=frozenset(str(r["Code"]) for r in projects),
         payment_terms=frozenset(int(r["GroupNumber"]) for r in terms),
-        suppliers=frozenset(str(r["CardCode"]) for r in suppliers),
+        suppliers=frozenset(str(r["CardCode"]) for r in partners),
     )

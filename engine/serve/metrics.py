@@ -20,42 +20,50 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+CUSTOMER = ("customer",)
+PIPELINE = ("customer", "pipeline")
+
+
 class ServeMetrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.runs = Counter("ml_connector_runs", "Runs by outcome: ok, failed_records, quarantined, waiting, "
+        self.registry = r = CollectorRegistry(auto_describe=True)
+
+        def counter(name: str, help: str, labels: tuple[str, ...]) -> Counter:
+            return Counter(name, help, labels, registry=r)
+
+        def gauge(name: str, help: str, labels: tuple[str, ...]) -> Gauge:
+            return Gauge(name, help, labels, registry=r)
+
+        def histogram(name: str, help: str, labels: tuple[str, ...], buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(name, help, labels, buckets=buckets, registry=r)
+
+        self.runs = counter("ml_connector_runs", "Runs by outcome: ok, failed_records, quarantined, waiting, "
                             "error, crashed, aborted (cancelled by SIGTERM), busy (another run held the lock: skipped)",
-                            ["customer", "outcome"], registry=r)
-        self.records = Counter("ml_connector_records", "Records planned by a run, by where they ended: created, "
+                            (*CUSTOMER, "outcome"))
+        self.records = counter("ml_connector_records", "Records planned by a run, by where they ended: created, "
                                "updated, found, unchanged, waiting, quarantined, ignored, not_applied, failed",
-                               ["customer", "pipeline", "outcome"], registry=r)
-        self.run_seconds = Histogram("ml_connector_run_duration_seconds", "Duration of a run (extract, plan, load)",
-                                     ["customer"], buckets=RUN_BUCKETS, registry=r)
-        self.pipeline_seconds = Histogram("ml_connector_pipeline_duration_seconds",
-                                          "Duration of one pipeline's plan and load in a run",
-                                          ["customer", "pipeline"], buckets=RUN_BUCKETS, registry=r)
-        self.request_seconds = Histogram("ml_connector_sapb1_request_duration_seconds",
+                               (*PIPELINE, "outcome"))
+        self.run_seconds = histogram("ml_connector_run_duration_seconds", "Duration of a run (extract, plan, load)",
+                                     CUSTOMER, RUN_BUCKETS)
+        self.pipeline_seconds = histogram("ml_connector_pipeline_duration_seconds",
+                                          "Duration of one pipeline's plan and load in a run", PIPELINE, RUN_BUCKETS)
+        self.request_seconds = histogram("ml_connector_sapb1_request_duration_seconds",
                                          "Latency of SAP B1 Service Layer requests made by runs",
-                                         ["customer", "method"], buckets=REQUEST_BUCKETS, registry=r)
-        self.last_success = Gauge("ml_connector_last_success_timestamp_seconds",
-                                  "When a run including this pipeline last finished (Unix time)",
-                                  ["customer", "pipeline"], registry=r)
-        self.waiting = Gauge("ml_connector_records_waiting",
-                             "Records waiting for a dependency after the pipeline's last finished run",
-                             ["customer", "pipeline"], registry=r)
-        self.failed = Gauge("ml_connector_records_failed",
-                            "Records SAP B1 refused and not re-sent, after the pipeline's last finished run",
-                            ["customer", "pipeline"], registry=r)
-        self.consecutive_failures = Gauge("ml_connector_consecutive_failures",
-                                          "Runs in a row that did not finish (retried with back-off)",
-                                          ["customer", "pipeline"], registry=r)
-        self.in_progress = Gauge("ml_connector_runs_in_progress", "Runs in progress", ["customer"], registry=r)
-        self.webhooks = Counter("ml_connector_webhook_notifications",
+                                         (*CUSTOMER, "method"), REQUEST_BUCKETS)
+        self.last_success = gauge("ml_connector_last_success_timestamp_seconds",
+                                  "When a run including this pipeline last finished (Unix time)", PIPELINE)
+        self.waiting = gauge("ml_connector_records_waiting",
+                             "Records waiting for a dependency after the pipeline's last finished run", PIPELINE)
+        self.failed = gauge("ml_connector_records_failed",
+                            "Records SAP B1 refused and not re-sent, after the pipeline's last finished run", PIPELINE)
+        self.consecutive_failures = gauge("ml_connector_consecutive_failures",
+                                          "Runs in a row that did not finish (retried with back-off)", PIPELINE)
+        self.in_progress = gauge("ml_connector_runs_in_progress", "Runs in progress", CUSTOMER)
+        self.webhooks = counter("ml_connector_webhook_notifications",
                                 "SAP B1 webhook notifications received, by result: accepted, duplicate, "
                                 "rejected (authentication), invalid, ignored (no pipeline reads or writes it)",
-                                ["customer", "result"], registry=r)
-        self.customers = Gauge("ml_connector_customers", "Customers by state: served, invalid", ["state"], registry=r)
+                                (*CUSTOMER, "result"))
+        self.customers = gauge("ml_connector_customers", "Customers by state: served, invalid", ("state",))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

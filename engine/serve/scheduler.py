@@ -19,8 +19,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.retry import Backoff
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -139,18 +142,21 @@ def next_fire_times(schedule: Schedule, after: datetime, count: int = 3) -> list
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential back-off between retries of a failed pipeline: base·2^(n-1), at most `cap`, with
-    up to `jitter` of it added at random (so customers failing together do not retry in step)."""
+    """Back-off between retries of a failed pipeline, from the one policy (`engine.retry.Backoff`):
+    base·2^(n-1), at most `cap`, the last `jitter` of it drawn at random (so customers failing together
+    do not retry in step)."""
 
     base: float = 2.0
     cap: float = 300.0
     jitter: float = 0.1
 
+    @cached_property
+    def backoff(self) -> Backoff:
+        return Backoff(base=self.base, cap=self.cap, jitter=self.jitter)
+
     def delay(self, failures: int, rng: random.Random | None = None) -> float:
-        if failures <= 0:
-            return 0.0
-        ceiling = min(self.cap, self.base * 2 ** (failures - 1))
-        return ceiling * (1 + (rng or random).uniform(0, self.jitter)) if self.jitter else ceiling
+        """The wait after `failures` consecutive failed runs (0 after none)."""
+        return self.backoff.delay(failures, rng=rng)
 
 
 @dataclass

@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from engine.serve import child as child_module
@@ -377,7 +378,7 @@ class Serve:
             auth = WebhookAuth.hmac(self.options.webhook_key)
             secrets.register(*auth.secret_values())
             entities = entity_pipelines(plan.pipelines)
-            self.receiver.add(Endpoint(cid, auth, entities, lambda names, w=worker: w.nudge(names, "webhook")))
+            self.receiver.add(Endpoint(cid, auth, entities, partial(worker.nudge, reason="webhook")))
             base = (self.options.webhook_url or self.http.url()).rstrip("/")
             url = f"{base}{PATH_PREFIX}{cid}"
             self.subscriptions[cid] = {"webhook": webhook_id(cid), "url": url, "auth": auth, "entities": list(entities),

@@ -121,7 +121,8 @@ def load_customer(customer: Customer, *, default_every: float | None = None) -> 
         entities = []
         for part in (spec.target, spec.source):  # what it writes, then what it reads, in SAP B1
             connection = part.get("connection")
-            if (project.connections.get(connection) or {}).get("kind") == "sapb1" and part.get("entity"):
+            kind = (project.connections.get(connection) or {}).get("kind") if connection else None
+            if kind == "sapb1" and part.get("entity"):
                 entities.append(part["entity"])
                 connections.add(connection)
         plan.pipelines.append(ScheduledPipeline(spec.name, schedule, tuple(dict.fromkeys(entities))))

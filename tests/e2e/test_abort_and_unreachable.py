@@ -94,11 +94,12 @@ def test_an_unreachable_system_fails_in_well_under_a_minute_naming_its_url(tmp_p
         assert url in str(failure.value) and "ConnectError" in str(failure.value)
 
 
+@pytest.mark.slow  # spends the JAGGAER reachability budget (~30 s); tests/e2e/test_check.py covers the findings
 def test_check_names_the_url_of_an_unreachable_system(tmp_path):
     import asyncio
     from dataclasses import replace
 
-    from engine.cli.check import check_connections
+    from engine.checks import check_connections
     from engine.project import load_project
 
     with start_stack(tmp_path, seed=4) as stack:

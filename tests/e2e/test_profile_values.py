@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from engine.cli.check import check_connections
+from engine.checks import check_connections
 from engine.project import load_project
 from engine.runner import run_pipelines
 from tests.e2e.project_fixture import start_stack

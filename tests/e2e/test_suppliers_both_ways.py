@@ -318,6 +318,7 @@ def faults(stack: Stack, on: bool) -> None:
                         retryable_rate=0.1 if on else 0.0)
 
 
+@pytest.mark.slow  # about a minute: `make test-long` (with the seeded trials below)
 @pytest.mark.timeout(300)
 def test_killed_at_random_points_in_either_direction_both_systems_agree(tmp_path):
     crash_rounds(tmp_path, seed=3)

@@ -177,6 +177,6 @@ def test_backoff_honours_retry_after_and_caps() -> None:
     assert _Backoff(1.0, 5.0)(State()) == 5.0
     State.outcome.exception = staticmethod(lambda: _Transient("503"))  # type: ignore[method-assign]
     for _ in range(20):
-        assert 2.0 <= _Backoff(1.0, 60.0)(State()) <= 6.0  # 4 s with +-50 % jitter
+        assert 2.0 <= _Backoff(1.0, 60.0)(State()) <= 4.0  # the upper half of the 4 s ceiling
     assert parse_retry_after("3") == 3.0 and parse_retry_after(None) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0

@@ -278,7 +278,7 @@ async def test_idle_connection_closed_by_the_server_does_not_break_a_write(sim):
 
 
 async def test_check_verb_core(sim):
-    from engine.cli.check import check_connections
+    from engine.checks import check_connections
     from engine.project import Project
 
     profile = {"kind": "sapb1", "service_root": sim.service_root("v2"), "company_db": sim.company,
