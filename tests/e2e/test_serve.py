@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine import db, ledger
@@ -247,6 +248,7 @@ def test_cycles_sync_everything_a_later_change_lands_and_a_busy_project_skips_it
         assert served.events[-1]["event"] == "stopped"
 
 
+@pytest.mark.slow  # make test-long: the chaos scenario kills runs 25 times
 def test_sigkill_mid_run_then_restart_loses_and_doubles_nothing(tmp_path):
     with start_stack(tmp_path, seed=40) as stack:
         set_schedules(stack.root, suppliers="1s", purchase_orders="1s", invoices="1s")
@@ -280,6 +282,7 @@ def test_sigterm_mid_run_exits_promptly_and_the_next_serve_completes(tmp_path):
         assert set(stack.b1_docs("PurchaseOrders")) == expected_orders(stack)
 
 
+@pytest.mark.slow  # make test-long: ~15 s
 def test_a_customer_with_a_broken_mapping_does_not_stop_another(tmp_path):
     from simulators.sapb1 import start_simulator as start_sapb1
 

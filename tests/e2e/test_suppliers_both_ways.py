@@ -223,6 +223,7 @@ def test_an_owned_field_edited_on_the_wrong_side_is_reported_not_propagated(stac
     assert_quiet(stack, runs=1)
 
 
+@pytest.mark.slow  # make test-long: ~20 s
 def test_an_update_jaggaer_refuses_fails_that_record_alone_for_replay(stack):
     """returnCode 2 (contract §4.6): that supplier fails with JAGGAER's message verbatim, is not re-sent by a plain
     run, `replay` sends it again; a fix in SAP B1 goes through. (A value the UPDATE schema refuses, such as an
@@ -257,6 +258,7 @@ def test_an_update_jaggaer_refuses_fails_that_record_alone_for_replay(stack):
     assert_quiet(stack, runs=1)
 
 
+@pytest.mark.slow  # make test-long: serve's webhook test covers the nudge
 def test_a_webhook_nudge_pulls_b1_changes_to_jaggaer_alone(stack):
     """`serve` on a SAP B1 `BusinessPartners.Updated` notification: `pull_b1_changes` runs the write-back only."""
     from engine.runner import pull_b1_changes, write_back_pipelines

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from engine import db, ledger
 from tests.e2e.project_fixture import Stack, copy_project, po_lines, start_stack
 
@@ -112,6 +114,7 @@ def test_two_projects_on_one_company_never_double_a_document(tmp_path):
         assert_b1_agrees_with_ledger(stack, other / "var" / "state.duckdb")
 
 
+@pytest.mark.slow  # make test-long: ~15 s; the chaos scenario covers it
 def test_a_crash_then_a_source_change_then_a_rerun_leaves_b1_equal_to_the_source(tmp_path):
     with start_stack(tmp_path, seed=200) as stack:
         stack.b1.set_knobs(write_latency_ms=5)
