@@ -21,17 +21,6 @@ JAGGAER = {"base_url": "https://prep-reg02.api.jaggaer.com/", "client_id": "acme
 WRONG_KEY = "the credential store .* cannot be decrypted with this key \\(wrong ML_CONNECTOR_KEY or key file\\?\\)"
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Store and key file under tmp_path (HOME too), a fresh key file, no ML_CONNECTOR_KEY."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(credentials.STORE_ENV, str(tmp_path / "cfg" / "credentials.json.enc"))
-    monkeypatch.setenv(credentials.KEY_FILE_ENV, str(tmp_path / "cfg" / "key"))
-    monkeypatch.delenv(credentials.KEY_ENV, raising=False)
-    credentials.generate_key()
-    return tmp_path / "cfg" / "credentials.json.enc"
-
-
 def records(path: Path) -> dict:
     return json.loads(path.read_bytes())
 

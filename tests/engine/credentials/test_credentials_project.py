@@ -20,16 +20,6 @@ GLOBEX_SAPB1 = {"service_root": "https://b1.globex.example.com:50000/b1s/v1", "c
 JAGGAER = {"base_url": "https://acme.api.jaggaer.com", "client_id": "acme-id", "client_secret": "acme-client-s3cret"}
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(credentials.STORE_ENV, str(tmp_path / "cfg" / "credentials.json.enc"))
-    monkeypatch.setenv(credentials.KEY_FILE_ENV, str(tmp_path / "cfg" / "key"))
-    monkeypatch.delenv(credentials.KEY_ENV, raising=False)
-    credentials.generate_key()
-    return tmp_path / "cfg" / "credentials.json.enc"
-
-
 def project(root: Path, connections: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "ml-connector.yaml").write_text(
