@@ -50,7 +50,7 @@ log = logging.getLogger("engine.extract")
 STATE_DDL = """
 CREATE TABLE IF NOT EXISTS extract_state (
     pipeline   VARCHAR PRIMARY KEY,
-    cursor     JSON NOT NULL,        -- {"stamp": T, "id": X, "seen": {id: stamp}} (contract §4.5)
+    cursor     JSON NOT NULL,        -- {"stamp": T, "id": X, "seen": {id: stamp}} (J1P §4.5)
     updated_at TIMESTAMPTZ NOT NULL
 )
 """

@@ -12,7 +12,7 @@ was last synced for its external reference:
 - B1 refused exactly this payload because the document is closed -> skip (held: not applied, not re-sent)
 - an intent left in flight by a crash   -> create/update with `resume` (look it up in B1 first)
 
-PATCH semantics (contract §8.2): properties not sent stay unchanged; collections are MERGED: a member
+PATCH semantics (SL §8.2): properties not sent stay unchanged; collections are MERGED: a member
 carrying its identity is updated in place, a member without it is appended. So a changed document
 line is sent as `{"LineNum": <from the line map>, "_key": ..., <changed fields>}`, a new line in full
 (appended), and a line that disappeared from the source is reported but never deleted. Business

@@ -90,7 +90,7 @@ class Project:
 
 
 def url_problem(url: str) -> str | None:
-    """Contract §2.1: absolute https URL (http only on loopback), no query, fragment or user-info."""
+    """J1P §2.1: absolute https URL (http only on loopback), no query, fragment or user-info."""
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -341,7 +341,7 @@ async def _retry_setup(step: Callable[[], Awaitable[T]], policy: Backoff = SETUP
 
 
 def _reference_user_fields(specs: Iterable[Any]) -> list[tuple[str, str]]:
-    """(B1 table, `U_` field) of the external references the pipelines write (contract §5.11): the table is
+    """(B1 table, `U_` field) of the external references the pipelines write (SL §5.11): the table is
     the entity's profile's (`engine.sapb1.entities`)."""
     return sorted({(ENTITIES[s.target["entity"]].user_field_table, s.target["external_ref"]) for s in specs
                    if s.target.get("external_ref", "").startswith("U_") and s.target["entity"] in ENTITIES})

@@ -1,4 +1,4 @@
-"""J1P over HTTP: OAuth2 client-credentials tokens, retries, and `returnCode` outcomes (contract §3, §4.6, §9).
+"""J1P over HTTP: OAuth2 client-credentials tokens, retries, and `returnCode` outcomes (J1P §3, §4.6, §9).
 
 One `J1PClient` per connection and run; it is async (httpx.AsyncClient) so detail reads run with
 bounded concurrency. Secrets never appear in logs or exceptions: messages name the URL path and the

@@ -1,4 +1,4 @@
-"""The incremental keyset read of contract §4.5: (last-modified stamp, id) cursor with an overlap window.
+"""The incremental keyset read of J1P §4.5: (last-modified stamp, id) cursor with an overlap window.
 
 Every request starts at `start=1`; a changed record always moves to the end of the (stamp, id) order,
 so nothing slips behind the cursor while we read. The overlap re-reads records stamped shortly before

@@ -1,4 +1,4 @@
-"""Writing JAGGAER: the company-profile UPDATE (contract §6.3) under the `returnCode` rules (§4.6, §9), and the
+"""Writing JAGGAER: the company-profile UPDATE (J1P §6.3) under the `returnCode` rules (§4.6, §9), and the
 loader that sends a plan's updates with the same ledger, audit and exactly-once rules as the SAP B1 side.
 
     async with CompanyProfileWriter(settings) as writer:

@@ -8,7 +8,7 @@ header, `FreeText` and `U_` fields on a line; a closed row of an open document t
 either. Such a PATCH is refused as a whole (400: -10 `Document is already closed`, -10 `Cannot change a
 closed row …`, -1029 `… Field cannot be updated`).
 
-The loader never recognises these answers by their text (contract §4.4). After a 400 business answer
+The loader never recognises these answers by their text (SL §4.4). After a 400 business answer
 to an update of a document it re-reads the document's state (`SELECT`) and `split_patch` tells, from
 that state alone, which parts of the PATCH B1 cannot take. When no part touches closed ground the
 refusal was about something else and the record fails as before.

@@ -1,4 +1,4 @@
-"""Invoice lines → base-document links (contract §5.4): B1's three-way match on the first try.
+"""Invoice lines → base-document links (SL §5.4): B1's three-way match on the first try.
 
 A rendered invoice line names the JAGGAER PO it bills (PO reference + PO line id). This module turns
 it into copies of B1 source lines:

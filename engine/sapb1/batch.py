@@ -1,4 +1,4 @@
-"""`$batch` bodies (contract §9): encode requests and change sets, parse both versions' answers.
+"""`$batch` bodies (SL §9): encode requests and change sets, parse both versions' answers.
 
 Semantics to keep in mind: parts run in order and processing stops at the first failure; a change
 set is atomic and, when it fails, is answered by a single part carrying the failing request's

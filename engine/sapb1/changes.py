@@ -1,5 +1,5 @@
 """Reading SAP B1 changes by update stamp (business partners and any entity set with `UpdateDate`/`UpdateTime`)
-with a crash-safe cursor (contract §5.5, §6, §7.1).
+with a crash-safe cursor (SL §5.5, §6, §7.1).
 
 B1 stamps a change with `UpdateDate` (the company-local date, despite its `Z`) and `UpdateTime` (`HH:MM:SS`,
 company-local): one second at best, a minute on some releases, and many changes share a stamp. The Service

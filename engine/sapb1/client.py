@@ -6,7 +6,7 @@
         created = await b1.create("BusinessPartners", {"CardCode": "V1", "CardType": "cSupplier"})
 
 One session per client (Login on first use, Logout at close), a bounded number of requests in
-flight, re-login once on 401/301 (contract §2.4). Reads are retried on transient faults with backoff;
+flight, re-login once on 401/301 (SL §2.4). Reads are retried on transient faults with backoff;
 writes never are: a write's failure is raised (`ServiceLayerError`, or `TransportError` with
 `maybe_committed`) so the loader can look the external reference up before deciding (§4.4).
 """

@@ -1,4 +1,4 @@
-"""Date values in Service Layer payloads (contract §3, §6).
+"""Date values in Service Layer payloads (SL §3, §6).
 
 v1 writes and reads `"2024-05-02"`, v2 `"2024-05-02T00:00:00Z"`; writes accept both plus
 `"20240502"` on both roots. Filter literals are `'2024-05-02'` on both roots.

@@ -1,4 +1,4 @@
-"""Service Layer errors: one type for both envelopes (contract §4.1), classified per §4.4.
+"""Service Layer errors: one type for both envelopes (SL §4.1), classified per §4.4.
 
 Classification uses the HTTP status and the envelope's `code` only — never message text, except the
 numbered B1 message id a -5002 wraps (e.g. `10001467 - There is already a record…`).

@@ -1,6 +1,6 @@
 """One Service Layer session: Login, the B1SESSION/ROUTEID cookies, single-flight re-login, Logout.
 
-Contract §2. The cookies are taken from the Login answer's `Set-Cookie` headers and sent back as an
+SL §2. The cookies are taken from the Login answer's `Set-Cookie` headers and sent back as an
 explicit `Cookie` header (the `B1SESSION=…;HttpOnly;` shape defeats some cookie jars). Requests carry
 the session *generation* they used: when one comes back 401/301, `renew(generation)` logs in again
 only if nobody has done so since, so concurrent failures cause one Login. A Login refused by the

@@ -1,6 +1,6 @@
-"""The Service Layer service root (contract §1) and OData key/literal quoting.
+"""The Service Layer service root (SL §1) and OData key/literal quoting.
 
-`ServiceRoot.parse` applies the validation rules of contract §1.2 to a customer's configured URL:
+`ServiceRoot.parse` applies the validation rules of SL §1.2 to a customer's configured URL:
 each failure is a `ConfigError` naming the rule; soft problems (plain http to a non-loopback host,
 no explicit port) come back as `warnings` and are logged.
 """
@@ -57,7 +57,7 @@ class ServiceRoot:
 
     @classmethod
     def parse(cls, url: str) -> ServiceRoot:
-        """Validate `url` against contract §1.2 and return the normalised root."""
+        """Validate `url` against SL §1.2 and return the normalised root."""
         text = url.strip()
         shown = _redacted(text)
 

@@ -41,7 +41,7 @@ DEFAULT_TRANSACTIONS = ("Created", "Updated")
 
 @dataclass(frozen=True)
 class WebhookAuth:
-    """How the subscription authenticates to the receiver (contract §10.3)."""
+    """How the subscription authenticates to the receiver (SL §10.3)."""
 
     type: str = "HMAC"  # HMAC | Basic | None
     key: str = ""
