@@ -101,6 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return exitcodes.INTERRUPTED
+    except Exception as exc:
+        if not _interrupted_query(exc):
+            raise
+        print("interrupted", file=sys.stderr)  # Ctrl-C or SIGTERM while DuckDB ran a statement
+        return exitcodes.INTERRUPTED
+
+
+def _interrupted_query(exc: BaseException) -> bool:
+    """DuckDB answers a signal during a statement with its own InterruptException (a RuntimeError through
+    some layers) instead of KeyboardInterrupt: the command was interrupted, not broken."""
+    return type(exc).__name__ == "InterruptException" or (
+        isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted"))
 
 
 def _terminate_as_interrupt() -> None:

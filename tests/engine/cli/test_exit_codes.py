@@ -83,3 +83,17 @@ def test_usage_errors_exit_2(capsys):
     assert done.value.code == exitcodes.USAGE
     assert "must be 0 or more" in capsys.readouterr().err
     assert main([]) == exitcodes.USAGE
+
+
+def test_a_duckdb_statement_interrupted_by_a_signal_exits_130(monkeypatch, capsys):
+    """Ctrl-C or SIGTERM during a DuckDB statement arrives as DuckDB's InterruptException, not KeyboardInterrupt."""
+    import duckdb
+
+    from engine.cli import main
+
+    def interrupted(args):
+        raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+
+    monkeypatch.setattr("engine.cli.validate.run", interrupted)
+    assert main(["validate"]) == 130
+    assert "interrupted" in capsys.readouterr().err
