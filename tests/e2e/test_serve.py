@@ -333,6 +333,7 @@ def patch_in_b1(stack: Stack, path: str, changes: dict[str, Any]) -> None:
         client.post("Logout")
 
 
+@pytest.mark.slow  # make test-long: ~15 s
 def test_webhooks_nudge_early_duplicates_are_harmless_and_polling_catches_what_is_never_notified(tmp_path):
     with start_stack(tmp_path, seed=15) as stack:
         enable_webhooks(stack)

@@ -154,6 +154,7 @@ def test_a_jaggaer_edit_reaches_b1_and_a_b1_edit_reaches_jaggaer_without_echoes(
     settled(stack.state)
 
 
+@pytest.mark.slow  # make test-long: ~20 s
 def test_a_conflicting_edit_is_settled_by_policy_and_audited(stack):
     assert stack.run().ok
     # e-mail: the pipeline's newest_wins; phone: jaggaer_wins for that field alone
@@ -188,6 +189,7 @@ def test_a_conflicting_edit_is_settled_by_policy_and_audited(stack):
     assert_agree(stack)
 
 
+@pytest.mark.slow  # make test-long: ~25 s
 def test_an_owned_field_edited_on_the_wrong_side_is_reported_not_propagated(stack):
     assert stack.run().ok
     a, b = pick(stack, 2)

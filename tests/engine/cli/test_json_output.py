@@ -95,6 +95,7 @@ def run_json(capsys, stack, *argv: str) -> tuple[int, dict]:
     return code, doc
 
 
+@pytest.mark.slow  # make test-long: ~15 s; exit_code_for is unit-tested in test_exit_codes.py
 def test_run_json_and_exit_codes_settled_quarantined_failed(stack, capsys):
     code, doc = run_json(capsys, stack)
     assert code == 0, doc["problems"]
