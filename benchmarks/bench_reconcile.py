@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,30 +39,11 @@ from simulators.jaggaer import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET  # noqa:
 from simulators.sapb1 import start_simulator  # noqa: E402
 from tests.e2e.project_fixture import copy_project  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_extract import free_port  # noqa: E402  (the JAGGAER simulator in a subprocess, as there)
+from bench_extract import start_simulator as start_jaggaer  # noqa: E402
+
 PIPELINE = "purchase_orders"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_jaggaer(records: int, port: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())", "sim", "jaggaer",
-           "--seed", str(records), "--random-seed", "7", "--history-days", "30", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("JAGGAER simulator exited during start-up")
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sim/knobs", timeout=1)
-            return proc
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("JAGGAER simulator did not start within 600 s")
 
 
 def select_of(state: Path) -> list[str]:
