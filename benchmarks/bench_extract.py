@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO))
 import engine.spec  # noqa: E402
 from engine.extract import Stager, extract_pipelines  # noqa: E402
 from engine.project import load_project  # noqa: E402
-from engine.spec import load_pipelines  # noqa: E402
 
 TOKEN_PATH = "/auth/realms/J1p-integrations/protocol/openid-connect/token"
 LIST = "/j1p/api/public/je/v1/purchaseorders"
@@ -182,7 +181,7 @@ def main() -> int:
         base_rate = sum(base_rates) / 2
 
         # the staging write path alone: records already in memory -> validate -> Arrow -> dlt -> DuckDB
-        spec = next(s for s in load_pipelines(project.root, ["purchase_orders"]) if s.name == "purchase_orders")
+        spec = project.pipeline("purchase_orders")
         records = [orjson.loads(raw) for raw in sample]
         rows = [(str(r["header"]["purchaseOrderId"]), r["header"]["lastUpdate"], r, raw)
                 for r, raw in zip(records, sample, strict=True)]

@@ -25,9 +25,10 @@ import orjson
 import pyarrow as pa
 import yaml
 
-from engine import db
 from engine.mapping import load_mapping, strip_reserved
+from engine.project import load_project
 from engine.runner import RunReport, run_pipelines
+from engine.state import db
 from simulators.sapb1 import start_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def stage(root: Path, records: list[dict]) -> None:
 
 
 def run(root: Path, env: dict[str, str], concurrency: int) -> RunReport:
-    report = run_pipelines(root, [PIPELINE], extract=False, environ=env, concurrency=concurrency)
+    report = run_pipelines(load_project(root, environ=env), [PIPELINE], extract=False, concurrency=concurrency)
     if report.aborted or not report.pipelines:
         raise SystemExit(f"run failed: {report.aborted}")
     return report

@@ -7,7 +7,7 @@ Set-up (not timed): the JAGGAER simulator (a subprocess) seeded with N purchase 
 `suppliers` and `purchase_orders` (extract -> plan -> load) into the SAP B1 simulator (latency 0).
 
 Timed, alternating, median of `--rounds`:
-- reconcile: `engine.reconcile.reconcile(root, ["purchase_orders"])` — lock, ledger and staging read, one
+- reconcile: `engine.reconcile.reconcile(load_project(root), ["purchase_orders"])` — lock, ledger and staging read, one
   paged B1 query, comparison of every order, the drift table written;
 - baseline: a no-op `run purchase_orders --no-extract` (login, user-field and code checks, plan: nothing to
   send) plus one bare httpx paged read of the same query (same `$filter`, `$select`, page size), bodies
@@ -32,9 +32,10 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine import db  # noqa: E402
+from engine.project import load_project  # noqa: E402
 from engine.reconcile import PAGE_SIZE, reconcile  # noqa: E402
 from engine.runner import run_pipelines  # noqa: E402
+from engine.state import db  # noqa: E402
 from simulators.jaggaer import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET  # noqa: E402
 from simulators.sapb1 import start_simulator  # noqa: E402
 from tests.e2e.project_fixture import copy_project  # noqa: E402
@@ -92,7 +93,7 @@ def measure(n: int, rounds: int, concurrency: int) -> dict[str, float]:
             root = copy_project(tmp / "project")
             print(f"[{n}] set-up: syncing suppliers and {n} purchase orders (not timed) ...", flush=True)
             started = time.monotonic()
-            sync = run_pipelines(root, ["suppliers", PIPELINE], environ=env, concurrency=concurrency)
+            sync = run_pipelines(load_project(root, environ=env), ["suppliers", PIPELINE], concurrency=concurrency)
             orders = next(p for p in sync.pipelines if p.name == PIPELINE)
             if sync.aborted or orders.stats.failed:
                 raise SystemExit(f"set-up sync failed: {sync.aborted or orders.problems[:3]}")
@@ -105,12 +106,12 @@ def measure(n: int, rounds: int, concurrency: int) -> dict[str, float]:
             drift = requests = records = bare_requests = 0
             for r in range(rounds):
                 t = time.perf_counter()
-                result = reconcile(root, [PIPELINE], environ=env)
+                result = reconcile(load_project(root, environ=env), [PIPELINE])
                 rec.append(time.perf_counter() - t)
                 drift, requests = len(result.findings), result.requests
                 records = result.pipelines[0].b1_records
                 t = time.perf_counter()
-                again = run_pipelines(root, [PIPELINE], extract=False, environ=env, concurrency=concurrency)
+                again = run_pipelines(load_project(root, environ=env), [PIPELINE], extract=False, concurrency=concurrency)
                 noop.append(time.perf_counter() - t)
                 count, bare_requests, seconds = asyncio.run(bare_read(sim, select))
                 bare.append(seconds)
@@ -119,7 +120,7 @@ def measure(n: int, rounds: int, concurrency: int) -> dict[str, float]:
                 print(f"  round {r + 1}: reconcile {rec[-1]:.2f}s; no-op run {noop[-1]:.2f}s + bare read {bare[-1]:.2f}s "
                       f"= {noop[-1] + bare[-1]:.2f}s; ratio {rec[-1] / (noop[-1] + bare[-1]):.2f}", flush=True)
             t = time.perf_counter()
-            with_extract = run_pipelines(root, [PIPELINE], environ=env, concurrency=concurrency)
+            with_extract = run_pipelines(load_project(root, environ=env), [PIPELINE], concurrency=concurrency)
             full.append(time.perf_counter() - t)
             if sim.counters["writes"] != writes_before:
                 raise SystemExit("SAP B1 was written to during the measurement")

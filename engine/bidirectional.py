@@ -42,44 +42,15 @@ first write of a run, and SAP B1's again before the write-back (it then sees the
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import duckdb
+from engine.pairs import COMPANY_INFO, SIDES, FieldPair, Pair
+from engine.state import conflicts, db
 
-from engine import db
-from engine.errors import ConfigError
-
-POLICIES = ("jaggaer_wins", "b1_wins", "newest_wins")
-SIDES = {"jaggaer": "JAGGAER", "b1": "SAP B1"}
-DEFAULT_POLICY = "newest_wins"
-COMPANY_INFO = ("company", "companyInfo")
 IDENTITY = "bravoId"
-
-CONFLICTS_DDL = """
-CREATE TABLE IF NOT EXISTS conflicts (
-    pair          VARCHAR NOT NULL,   -- the SAP B1 -> JAGGAER pipeline holding the settings
-    jaggaer_id    VARCHAR,            -- e.g. the bravoId
-    b1_key        VARCHAR,            -- e.g. the CardCode
-    field         VARCHAR NOT NULL,   -- JAGGAER field name (pair.fields key), or the field as named
-    b1_field      VARCHAR,
-    kind          VARCHAR NOT NULL,   -- conflict (changed on both sides) | not_owner (changed on the wrong side)
-    changed_on    VARCHAR,            -- jaggaer | b1 | both
-    jaggaer_value JSON,               -- JAGGAER's value when detected
-    b1_value      JSON,               -- SAP B1's value when detected
-    policy        VARCHAR,            -- the policy applied (conflict), or owned_by:<side>
-    winner        VARCHAR,            -- jaggaer | b1: whose value both sides end up with (the owner's kept)
-    jaggaer_stamp VARCHAR,            -- JAGGAER lastModTime of the record (UTC)
-    b1_stamp      VARCHAR,            -- SAP B1 UpdateDate/UpdateTime of the record (company-local)
-    run_id        VARCHAR,
-    detected_at   TIMESTAMPTZ
-)
-"""
 
 
 class _Missing:
@@ -99,129 +70,6 @@ def norm(value: Any) -> Any:
 
 def _differ(a: Any, b: Any) -> bool:
     return norm(a) != norm(b)
-
-
-# ---------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class FieldPair:
-    jaggaer: str  # JAGGAER companyInfo field
-    b1: str  # SAP B1 field
-
-
-@dataclass(frozen=True)
-class Pair:
-    """The both-ways settings of a SAP B1 → JAGGAER pipeline (`name`) and its JAGGAER → SAP B1 partner."""
-
-    name: str  # the SAP B1 -> JAGGAER pipeline (its YAML holds the settings)
-    jaggaer_pipeline: str  # `pair.with`: the JAGGAER -> SAP B1 pipeline
-    fields: tuple[FieldPair, ...]
-    default_policy: str = DEFAULT_POLICY
-    policies: Mapping[str, str] = field(default_factory=dict)  # JAGGAER field name -> policy
-    owners: Mapping[str, str] = field(default_factory=dict)  # field name (either side's) -> jaggaer | b1
-    timezone: str | None = None  # of SAP B1's stamps; None: this machine's
-    b1_mapping: str = ""  # mapping files (relative to the project root)
-    jaggaer_mapping: str = ""
-
-    def by_jaggaer(self, name: str) -> FieldPair | None:
-        return next((f for f in self.fields if f.jaggaer == name), None)
-
-    def by_b1(self, name: str) -> FieldPair | None:
-        return next((f for f in self.fields if f.b1 == name), None)
-
-    def owner(self, name: str) -> str | None:
-        """Who owns a field, named by either side (a synced pair is owned as one)."""
-        if name in self.owners:
-            return self.owners[name]
-        pair = self.by_jaggaer(name) or self.by_b1(name)
-        if pair is None:
-            return None
-        return self.owners.get(pair.jaggaer) or self.owners.get(pair.b1)
-
-    def policy(self, pair: FieldPair) -> str:
-        return self.policies.get(pair.jaggaer) or self.policies.get(pair.b1) or self.default_policy
-
-    def tzinfo(self) -> Any:
-        """The zone of SAP B1's stamps; None: this machine's local time (daylight saving time included)."""
-        if self.timezone:
-            try:
-                return ZoneInfo(self.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ConfigError(f"pipelines/{self.name}.yaml: source.timezone: unknown time zone "
-                                  f"{self.timezone!r}") from None
-        return None
-
-
-def load_pairs(root: Path | str) -> dict[str, Pair]:
-    """The project's both-ways pairs, by the name of each of their two pipelines. ConfigError naming the file
-    and field when a setting names an unknown pipeline, field or side."""
-    from engine.mapping.core import resolve_schema_path
-    from engine.spec import pipeline_files
-    from engine.yamlfile import load_yaml
-
-    root = Path(root)
-    files = {p.stem: p for p in pipeline_files(root)}
-    out: dict[str, Pair] = {}
-    for name, path in files.items():
-        data = load_yaml(path, display=f"pipelines/{path.name}").data
-        if not isinstance(data, dict) or not isinstance(data.get("pair"), dict):
-            continue
-        where = f"pipelines/{path.name}"
-        spec = data["pair"]
-        partner = str(spec.get("with", ""))
-        if partner not in files:
-            raise ConfigError(f"{where}: pair.with: no pipeline '{partner}'")
-        partner_data = load_yaml(files[partner], display=f"pipelines/{partner}.yaml").data or {}
-        fields = tuple(FieldPair(str(j), str(b)) for j, b in (spec.get("fields") or {}).items())
-        if not fields:
-            raise ConfigError(f"{where}: pair.fields: name the fields synced both ways")
-        known_j = _schema_fields(resolve_schema_path("jaggaer:CompanyProfileUpdate", root), COMPANY_INFO)
-        known_b = _schema_fields(resolve_schema_path(partner_data.get("target", {}).get("entity", "BusinessPartners"),
-                                                     root), ())
-        for f in fields:
-            if known_j and f.jaggaer not in known_j:
-                raise ConfigError(f"{where}: pair.fields.{f.jaggaer}: not a JAGGAER company profile field")
-            if known_b and f.b1 not in known_b:
-                raise ConfigError(f"{where}: pair.fields.{f.jaggaer}: {f.b1!r} is not a SAP B1 field")
-        conflicts = data.get("conflicts")
-        default, policies = DEFAULT_POLICY, {}
-        if isinstance(conflicts, str):
-            default = conflicts
-        elif isinstance(conflicts, dict):
-            default = conflicts.get("default", DEFAULT_POLICY)
-            policies = {str(k): str(v) for k, v in (conflicts.get("fields") or {}).items()}
-        names = {f.jaggaer for f in fields} | {f.b1 for f in fields}
-        for value in [default, *policies.values()]:
-            if value not in POLICIES:
-                raise ConfigError(f"{where}: conflicts: {value!r} is not one of {', '.join(POLICIES)}")
-        for key in policies:
-            if key not in names:
-                raise ConfigError(f"{where}: conflicts.fields.{key}: not a field of pair.fields")
-        owners = {str(k): str(v) for k, v in (data.get("owned_by") or {}).items()}
-        for key, side in owners.items():
-            if side not in SIDES:
-                raise ConfigError(f"{where}: owned_by.{key}: {side!r} is not one of jaggaer, b1")
-            if key not in names and key not in known_j and key not in known_b:
-                raise ConfigError(f"{where}: owned_by.{key}: not a JAGGAER company profile or SAP B1 field")
-        pair = Pair(name, partner, fields, default, policies, owners,
-                    (data.get("source") or {}).get("timezone"), str(data.get("mapping", "")),
-                    str(partner_data.get("mapping", "")))
-        for pipeline in (name, partner):
-            if pipeline in out:
-                raise ConfigError(f"{where}: pair: pipeline '{pipeline}' is in two pairs")
-            out[pipeline] = pair
-    return out
-
-
-def _schema_fields(path: Path, at: tuple[str, ...]) -> set[str]:
-    try:
-        schema = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return set()
-    for part in at:
-        schema = (schema.get("properties") or {}).get(part) or {}
-    return set((schema.get("properties") or {}).keys())
 
 
 # ---------------------------------------------------------------- one object seen from both sides
@@ -500,9 +348,9 @@ class TwoWay(Rules):
                ) -> dict[tuple[str | None, str | None], Sides]:
         """Both sides of each (jaggaer id, B1 key): staged records, renderings, ledger bases; a rendering the
         caller has (its plan's payloads) is taken as it is, the other side's is rendered here."""
-        from engine import ledger
         from engine.mapping.core import Lookups
-        from engine.staging import iter_staged
+        from engine.state import ledger
+        from engine.state.staging import iter_staged
 
         j_ids = sorted({j for j, _ in links if j is not None})
         b_keys = sorted({b for _, b in links if b is not None})
@@ -553,53 +401,18 @@ class TwoWay(Rules):
         values across runs) and returned for the run report."""
         fresh = []
         for f in found:
-            key = (f.jaggaer_id, f.b1_key, f.field, f.kind, _json(f.jaggaer_value), _json(f.b1_value))
+            key = (f.jaggaer_id, f.b1_key, f.field, f.kind, conflicts.value_json(f.jaggaer_value), conflicts.value_json(f.b1_value))
             if key not in self._reported:
                 self._reported.add(key)
                 fresh.append(f)
         if fresh:
             with db.connect(self.state) as conn:
-                record_findings(conn, run_id, fresh)
+                conflicts.record(conn, run_id, fresh)
         self.findings += fresh
         return fresh
 
 
-def record_findings(conn: duckdb.DuckDBPyConnection, run_id: str, findings: Iterable[Finding]) -> None:
-    """Insert findings into `conflicts`, leaving out those recorded before with the same values."""
-    conn.execute(CONFLICTS_DDL)
-    now = datetime.now(UTC)
-    conn.execute("BEGIN")
-    try:
-        for f in findings:
-            values = [f.pair, f.jaggaer_id, f.b1_key, f.field, f.kind, _json(f.jaggaer_value), _json(f.b1_value)]
-            known = db.one_row(
-                conn, "SELECT count(*) FROM conflicts WHERE pair = ? AND jaggaer_id IS NOT DISTINCT FROM ? AND "
-                "b1_key IS NOT DISTINCT FROM ? AND field = ? AND kind = ? AND "
-                "CAST(jaggaer_value AS VARCHAR) IS NOT DISTINCT FROM ? AND "
-                "CAST(b1_value AS VARCHAR) IS NOT DISTINCT FROM ?", values)[0]
-            if known:
-                continue
-            conn.execute(
-                "INSERT INTO conflicts (pair, jaggaer_id, b1_key, field, b1_field, kind, changed_on, jaggaer_value, "
-                "b1_value, policy, winner, jaggaer_stamp, b1_stamp, run_id, detected_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [f.pair, f.jaggaer_id, f.b1_key, f.field, f.b1_field, f.kind, f.changed_on, _json(f.jaggaer_value),
-                 _json(f.b1_value), f.policy, f.winner, f.jaggaer_stamp, f.b1_stamp, run_id, now])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def ensure_table(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute(CONFLICTS_DDL)
-
-
 # ---------------------------------------------------------------- helpers
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
 def _get(record: Mapping[str, Any] | None, name: str) -> Any:

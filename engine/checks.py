@@ -42,6 +42,7 @@ import httpx
 
 from engine import secrets
 from engine.errors import ConfigError, ConnectorError
+from engine.kinds import CONNECTION_KINDS, SapB1Target
 from engine.project import TOKEN_PATH, Project
 from engine.retry import Backoff
 
@@ -147,13 +148,11 @@ async def check_connections(project: Project, names: Sequence[str] | None = None
         transport = (transports or {}).get(name)
         try:
             profile = project.connection(name)
-            if kind == "sapb1":
-                work = check_sapb1(name, profile, pipelines=pipelines, root=Path(project.root), transport=transport)
-            elif kind == "jaggaer":
-                work = check_jaggaer(name, profile, transport=transport)
-            else:
+            if kind not in CONNECTION_KINDS:
                 return _result(name, kind, [Finding("config", f"connection '{name}' has the unknown kind {kind!r}",
-                                                    "kind is jaggaer or sapb1")])
+                                                    f"kind is one of {', '.join(CONNECTION_KINDS)}")])
+            check = CONNECTION_KINDS[kind].checker()  # check_sapb1, check_jaggaer
+            work = check(name, profile, pipelines=pipelines, root=Path(project.root), transport=transport)
             return await asyncio.wait_for(work, CHECK_DEADLINE_S)
         except ConfigError as exc:
             return _result(name, kind, [Finding("config", str(exc), "fix the connection in ml-connector.yaml "
@@ -171,11 +170,14 @@ async def check_connections(project: Project, names: Sequence[str] | None = None
 
 
 def _load_pipelines(project: Project) -> list[Any] | Exception:
-    """The project's pipeline specs, or the error that kept them from loading (reported, not raised)."""
-    from engine.spec import load_pipelines
+    """The project's pipelines (loaded with it, else now), or the error that kept them from loading (reported,
+    not raised: `check` works on a project whose pipelines are invalid)."""
+    from engine.project import add_pipelines
 
+    if project.pipelines:
+        return list(project.pipelines)
     try:
-        return load_pipelines(Path(project.root), check_mappings=False)
+        return list(add_pipelines(project, check_mappings=False).pipelines)
     except Exception as exc:
         return exc
 
@@ -328,7 +330,7 @@ async def check_sapb1(name: str, profile: Mapping[str, Any], *, pipelines: Seque
                 "pipelines_unchecked", f"the pipelines were not checked against SAP B1: {pipelines}",
                 "run `ml-connector validate` and fix what it reports", WARNING))
             return _result(name, "sapb1", findings, success)
-        specs = [s for s in pipelines if s.target.get("connection") == name and "entity" in s.target]
+        specs = [s for s in pipelines if s.target.connection == name and isinstance(s.target, SapB1Target)]
         fields, codes = await asyncio.gather(_user_field_findings(client, specs, profile),
                                              _rule_code_findings(client, specs, root, profile))
         findings += fields + codes
@@ -380,8 +382,7 @@ async def _user_field_findings(client: Any, specs: Sequence[Any], profile: Mappi
 
     needed: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for spec in specs:
-        ref = str(spec.target.get("external_ref") or "")
-        entity = spec.target.get("entity")
+        ref, entity = spec.target.external_ref, spec.target.entity
         if ref.startswith("U_") and entity in ENTITIES:
             needed.setdefault((ENTITIES[entity].user_field_table, ref[2:]), []).append((spec.name, entity))
     if not needed:
@@ -501,9 +502,11 @@ PROBE_PARAMS = {"flt": "BRAVOID==0"}
 ACCEPTED_OAUTH_ERRORS = ("invalid_client", "unauthorized_client")
 
 
-async def check_jaggaer(name: str, profile: Mapping[str, Any], *,
-                        transport: httpx.AsyncBaseTransport | None = None) -> ConnectionCheck:
-    """Get a token, then make one authenticated GET with it."""
+async def check_jaggaer(name: str, profile: Mapping[str, Any], *, pipelines: Sequence[Any] | Exception = (),
+                        root: Path | None = None, transport: httpx.AsyncBaseTransport | None = None) -> ConnectionCheck:
+    """Get a token, then make one authenticated GET with it. (A pipeline reading the tenant needs nothing
+    more than that: `pipelines` and `root` are the kind-wide signature, `engine.kinds.CONNECTION_KINDS`.)"""
+    del pipelines, root
     from engine.jaggaer.client import JaggaerSettings
     from engine.jaggaer.net import fast_transport
 

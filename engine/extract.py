@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -35,25 +34,18 @@ import orjson
 import pyarrow as pa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from engine import db, quarantine
 from engine.errors import ConnectorError
 from engine.jaggaer.client import HostUnreachable, J1PClient, JaggaerSettings
 from engine.jaggaer.keyset import KeysetState
 from engine.jaggaer.source import Batch, read_source
+from engine.kinds import SOURCE_KINDS, JaggaerSource, SapB1Source
 from engine.locks import run_locks
 from engine.project import Project
-from engine.spec import PipelineSpec, RecordInvalid, compile_schema, load_pipelines
-from engine.staging import SCHEMA, existing_keys
+from engine.spec import Pipeline, RecordInvalid, compile_schema
+from engine.state import cursors, db, quarantine
+from engine.state.staging import SCHEMA, existing_keys
 
 log = logging.getLogger("engine.extract")
-
-STATE_DDL = """
-CREATE TABLE IF NOT EXISTS extract_state (
-    pipeline   VARCHAR PRIMARY KEY,
-    cursor     JSON NOT NULL,        -- {"stamp": T, "id": X, "seen": {id: stamp}} (J1P §4.5)
-    updated_at TIMESTAMPTZ NOT NULL
-)
-"""
 
 ProgressFn = Callable[[str, int, int | None], None]
 """progress(pipeline, records read so far, estimated total or None)."""
@@ -105,24 +97,11 @@ class StageOutcome:
 
 
 def load_state(conn: duckdb.DuckDBPyConnection, pipeline: str) -> KeysetState:
-    return KeysetState.from_json(_stored_cursor(conn, pipeline))
+    return KeysetState.from_json(cursors.stored(conn, pipeline))
 
 
 def save_state(conn: duckdb.DuckDBPyConnection, pipeline: str, state: KeysetState) -> None:
-    _store_cursor(conn, pipeline, state.to_json())
-
-
-def _stored_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str) -> Any:
-    """A source's committed cursor as the JSON value it was stored as (None before its first commit)."""
-    conn.execute(STATE_DDL)
-    row = conn.execute("SELECT cursor FROM extract_state WHERE pipeline = ?", [pipeline]).fetchone()
-    return orjson.loads(row[0]) if row else None
-
-
-def _store_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str, cursor: Any) -> None:
-    conn.execute(STATE_DDL)
-    conn.execute("INSERT OR REPLACE INTO extract_state VALUES (?, ?, ?)",
-                 [pipeline, orjson.dumps(cursor).decode(), datetime.now(UTC)])
+    cursors.store(conn, pipeline, state.to_json())
 
 
 # --------------------------------------------------------------------------- staging writes
@@ -138,13 +117,13 @@ def _configure_dlt() -> None:
 class Stager:
     """Validate records and merge them into `staging.<pipeline>` through dlt (Arrow, one table per commit)."""
 
-    def __init__(self, project: Project, spec: PipelineSpec) -> None:
+    def __init__(self, project: Project, spec: Pipeline) -> None:
         import dlt
 
         _configure_dlt()
         self.project, self.spec = project, spec
         # SAP B1 sources have no record schema: B1 types its own records (`$metadata`)
-        schema = spec.source.get("schema")
+        schema = spec.source.schema
         self.validator = compile_schema(project.root / schema) if schema else None
         project.state_path.parent.mkdir(parents=True, exist_ok=True)
         self.pipeline = dlt.pipeline(
@@ -181,7 +160,7 @@ class Stager:
                     validate(record)
             except RecordInvalid as exc:
                 invalid.append(quarantine.QuarantinedRecord(
-                    self.spec.name, key, "validate", f"schema {self.spec.source['schema']}: {exc}", record, run_id))
+                    self.spec.name, key, "validate", f"schema {self.spec.source.schema}: {exc}", record, run_id))
                 continue
             rows.append((key, stamp, raw.decode() if raw else orjson.dumps(record).decode()))
         return rows, invalid
@@ -243,10 +222,10 @@ class _Fetcher(threading.Thread):
     """Runs the async read in its own event loop, validates and serializes each page there (no GIL
     ping-pong with the committing thread), and hands pages over a bounded queue (back-pressure)."""
 
-    def __init__(self, settings: JaggaerSettings, spec: PipelineSpec, state: KeysetState,
+    def __init__(self, settings: JaggaerSettings, name: str, source: JaggaerSource, state: KeysetState,
                  transport: httpx.AsyncBaseTransport | None, prepare: Callable[..., Any], maxsize: int) -> None:
-        super().__init__(name=f"extract-{spec.name}", daemon=True)
-        self.settings, self.spec, self.state, self.transport = settings, spec, state, transport
+        super().__init__(name=f"extract-{name}", daemon=True)
+        self.settings, self.source, self.state, self.transport = settings, source, state, transport
         self.prepare = prepare
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=maxsize)
         self.stop = threading.Event()
@@ -270,7 +249,7 @@ class _Fetcher(threading.Thread):
         loop = asyncio.get_running_loop()
         async with J1PClient(self.settings, transport=self.transport) as client:
             self.client = client
-            async for batch in read_source(client, self.spec, self.state):
+            async for batch in read_source(client, self.source, self.state):
                 rows, invalid = self.prepare(batch.records)
                 batch.records = []
                 await loop.run_in_executor(None, self._put, ("batch", (batch, rows, invalid)))
@@ -289,20 +268,18 @@ def extract_pipelines(project: Project, names: Iterable[str] | None = None, *, p
     """Extract the named pipelines (default: all), in dependency order. A failing source does not
     stop the others; its result carries the error. Holds the project lock (`engine.locks`) unless the
     caller (a run) already does."""
-    wanted = list(names) if names else None
-    specs = load_pipelines(project.root, wanted, check_mappings=False)  # extraction does not need the mapping
-    if wanted:
-        specs = [s for s in specs if s.name in wanted]
+    specs = project.select(names)
     run_id = run_id or f"extract-{uuid.uuid4().hex[:12]}"
     results: list[ExtractResult] = []
     unreachable: dict[str, str] = {}  # connection -> why: one budget spent per tenant, not one per source
     with run_locks(project.state_path, wait=wait) if lock else contextlib.nullcontext(), _gc_for_streaming():
         for spec in specs:
-            connection = spec.source.get("connection", "")
+            connection = spec.source.connection
             if connection in unreachable:
                 results.append(ExtractResult(spec.name, error=unreachable[connection], unreachable=True))
                 continue
-            result = extract_pipeline(project, spec, progress=progress, run_id=run_id, transport=transport)
+            extract = SOURCE_KINDS[spec.source.kind].extractor()  # extract_pipeline, extract_b1_pipeline
+            result = extract(project, spec, progress=progress, run_id=run_id, transport=transport)
             if result.unreachable:
                 unreachable[connection] = result.error or "unreachable"
             results.append(result)
@@ -331,20 +308,22 @@ def _gc_for_streaming() -> Iterator[None]:
         gc.unfreeze()
 
 
-def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: ProgressFn | None = None,
+def extract_pipeline(project: Project, spec: Pipeline, *, progress: ProgressFn | None = None,
                      run_id: str | None = None, transport: httpx.AsyncBaseTransport | None = None) -> ExtractResult:
-    if spec.source_kind == "sapb1":
-        return extract_b1_pipeline(project, spec, progress=progress)
+    """The `jaggaer` source kind's adapter: stage a J1P list's new and changed records (keyset walk in a
+    background thread, chunks of `commit_every` committed with the cursor after them)."""
+    source = spec.source
+    assert isinstance(source, JaggaerSource)
     result = ExtractResult(spec.name)
     started = time.perf_counter()
-    conn_name = spec.source["connection"]
+    conn_name = spec.source.connection
     settings = JaggaerSettings.from_profile(conn_name, project.connection(conn_name))
     stager = Stager(project, spec)
     with db.connect(project.state_path) as conn:
         committed = load_state(conn, spec.name)
     walk_state = KeysetState(committed.stamp, committed.id, dict(committed.seen))
     prepare = functools.partial(stager.prepare, run_id=run_id)
-    fetcher = _Fetcher(settings, spec, walk_state, transport, prepare, maxsize=max(2, project.commit_every // 100))
+    fetcher = _Fetcher(settings, spec.name, source, walk_state, transport, prepare, maxsize=max(2, project.commit_every // 100))
     fetcher.start()
     chunk: dict[str, tuple[str, str]] = {}
     entries: list[quarantine.QuarantinedRecord] = []
@@ -368,9 +347,9 @@ def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: Progress
                 if progress:
                     progress(spec.name, result.read, pending.first_total)
                 if len(chunk) + len(entries) >= project.commit_every:
-                    _commit(project, spec, stager, chunk, entries, pending, committed, result)
+                    _commit(project, spec, source, stager, chunk, entries, pending, committed, result)
             elif kind == "done":
-                _commit(project, spec, stager, chunk, entries, pending, committed, result)
+                _commit(project, spec, source, stager, chunk, entries, pending, committed, result)
                 break
             else:
                 raise payload
@@ -379,7 +358,7 @@ def extract_pipeline(project: Project, spec: PipelineSpec, *, progress: Progress
     except ConnectorError as exc:
         result.error = str(exc)
     except ValueError as exc:
-        result.error = f"{spec.source['list']}: {exc}"
+        result.error = f"{spec.source.endpoint}: {exc}"
     except PipelineStepFailed as exc:
         result.error = f"staging write failed (cursor not advanced): {exc.exception}"
     finally:
@@ -409,18 +388,18 @@ class _Pending:
             self.first_total = batch.total
 
 
-def _commit(project: Project, spec: PipelineSpec, stager: Stager, chunk: dict[str, tuple[str, str]],
+def _commit(project: Project, spec: Pipeline, source: JaggaerSource, stager: Stager, chunk: dict[str, tuple[str, str]],
             entries: list[quarantine.QuarantinedRecord], pending: _Pending, committed: KeysetState,
             result: ExtractResult) -> None:
     """Stage the chunk, then record quarantine entries and advance the cursor. Clears the buffers."""
     if pending.stamp is not None:
         committed.stamp, committed.id = pending.stamp, pending.id
         committed.seen.update(pending.seen)
-        committed.prune(spec.cursor.overlap_seconds)
+        committed.prune(source.cursor.overlap_seconds)
     with db.connect(project.state_path) as conn:
         new, changed = stager.load(chunk, conn)  # committed by dlt before the cursor moves below
         quarantine.add(conn, list({(e.record_key, e.stage): e for e in entries}.values()))  # latest per record
-        _resolve_extract_quarantine(conn, spec.name, list(chunk))
+        quarantine.resolve_extracted(conn, spec.name, list(chunk))
         save_state(conn, spec.name, committed)
     result.new += new
     result.changed += changed
@@ -432,18 +411,6 @@ def _commit(project: Project, spec: PipelineSpec, stager: Stager, chunk: dict[st
     pending.seen = {}
 
 
-def _resolve_extract_quarantine(conn: duckdb.DuckDBPyConnection, pipeline: str, keys: list[str]) -> None:
-    """A record staged now closes its open extract/validate quarantine entries (not later stages')."""
-    if not keys:
-        return
-    quarantine.ensure_table(conn)
-    conn.execute(
-        "UPDATE quarantine SET resolved_at = now() WHERE pipeline = ? AND stage IN ('extract', 'validate') "
-        "AND resolved_at IS NULL AND record_key IN (SELECT unnest(?::VARCHAR[]))",
-        [pipeline, keys],
-    )
-
-
 # --------------------------------------------------------------------------- SAP B1 sources
 
 
@@ -451,16 +418,17 @@ def load_b1_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str) -> Any:
     """The committed `engine.sapb1.changes.ChangeCursor` of a SAP B1 source (empty before its first read)."""
     from engine.sapb1.changes import ChangeCursor
 
-    return ChangeCursor.from_json(_stored_cursor(conn, pipeline))
+    return ChangeCursor.from_json(cursors.stored(conn, pipeline))
 
 
 def save_b1_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str, cursor: Any) -> None:
-    _store_cursor(conn, pipeline, cursor.to_json())
+    cursors.store(conn, pipeline, cursor.to_json())
 
 
-def extract_b1_pipeline(project: Project, spec: PipelineSpec, *, progress: ProgressFn | None = None,
+def extract_b1_pipeline(project: Project, spec: Pipeline, *, progress: ProgressFn | None = None,
+                        run_id: str | None = None, transport: httpx.AsyncBaseTransport | None = None,
                         client_factory: Callable[[], Any] | None = None, page_size: int | None = None) -> ExtractResult:
-    """Stage the SAP B1 records changed since the source's cursor (`engine.sapb1.changes`): each page's changed
+    """The `sapb1` source kind's adapter. Stage the SAP B1 records changed since the source's cursor (`engine.sapb1.changes`): each page's changed
     records are merged into `staging.<pipeline>` (keyed by the primary key), then the cursor takes what they
     cover; the read's newest stamp is stored only once the whole read is committed. A crash loses at most the
     records of an uncommitted page, which the next read finds again (they are not in its `seen`)."""
@@ -470,8 +438,10 @@ def extract_b1_pipeline(project: Project, spec: PipelineSpec, *, progress: Progr
     staged_keys: set[str] = set()
     result = ExtractResult(spec.name, keys=staged_keys)
     started = time.perf_counter()
-    source = ChangeSource.from_spec(spec.source)
-    conn_name = spec.source["connection"]
+    assert isinstance(spec.source, SapB1Source)
+    del run_id  # reading SAP B1 sets nothing aside: B1 answers in its own metadata's shape
+    source = ChangeSource.from_source(spec.source)
+    conn_name = spec.source.connection
     profile = project.connection(conn_name)
     stager = Stager(project, spec)
     with db.connect(project.state_path) as conn:
@@ -493,7 +463,7 @@ def extract_b1_pipeline(project: Project, spec: PipelineSpec, *, progress: Progr
         seen.clear()
 
     async def walk() -> None:
-        client = client_factory() if client_factory else SapB1Client.from_profile(profile)
+        client = client_factory() if client_factory else SapB1Client.from_profile(profile, transport=transport)
         client_holder.append(client)
         async with client:
             async for batch in read_changes(client, source, committed, page_size=page_size or PAGE_SIZE):

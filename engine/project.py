@@ -1,4 +1,6 @@
-"""The project file `ml-connector.yaml`: project name, state file, connection profiles.
+"""A project, loaded once into typed objects: `ml-connector.yaml` (name, state file, connection profiles)
+and its pipelines (`engine.spec.Pipeline`), checked together — every problem at once, as
+`file:line: field: message`. Every verb loads the project once (`load_project`) and passes it on.
 
 Any value may be `{env: NAME, default: ...}`. Secrets (`client_secret`, `password`) may only be
 `{env: NAME}`: never literal in YAML, never echoed in a message. A connection may also say
@@ -11,7 +13,7 @@ command runs.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,19 @@ from urllib.parse import urlsplit
 
 from engine.errors import ConfigError
 from engine.problems import Problem
-from engine.spec import PROJECT_FILE, SCHEMAS_DIR, load_located, schema_problems
+from engine.spec import (
+    PROJECT_FILE,
+    SCHEMAS_DIR,
+    Located,
+    Pipeline,
+    _rel,
+    did_you_mean,
+    load_located,
+    load_pipeline,
+    pipeline_files,
+    reference_problems,
+    schema_problems,
+)
 
 PROJECT_SCHEMA = SCHEMAS_DIR / "project.schema.json"
 SECRET_KEYS = frozenset({"client_secret", "password"})
@@ -35,6 +49,35 @@ class Project:
     connections: Mapping[str, dict[str, Any]]
     commit_every: int = 10000
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False, compare=False)
+    # the pipelines loaded with the project (all, or those named and what they read with), in dependency order
+    pipelines: tuple[Pipeline, ...] = ()
+
+    def pipeline(self, name: str) -> Pipeline:
+        for pipeline in self.pipelines:
+            if pipeline.name == name:
+                return pipeline
+        raise ConfigError(f"no pipeline '{name}'{did_you_mean(name, [p.name for p in self.pipelines])}")
+
+    def select(self, names: Iterable[str] | None = None) -> list[Pipeline]:
+        """The named pipelines (default: all loaded), in dependency order."""
+        if not names:
+            return list(self.pipelines)
+        wanted = set(names)
+        for name in wanted:
+            self.pipeline(name)
+        return [p for p in self.pipelines if p.name in wanted]
+
+    def pipelines_with_dependencies(self, names: Iterable[str] | None = None) -> list[Pipeline]:
+        """The named pipelines and those they depend on, in dependency order (default: all loaded)."""
+        if not names:
+            return list(self.pipelines)
+        wanted, todo = set(), list(names)
+        while todo:
+            name = todo.pop()
+            if name not in wanted:
+                wanted.add(name)
+                todo += self.pipeline(name).depends_on
+        return [p for p in self.pipelines if p.name in wanted]
 
     @property
     def dlt_dir(self) -> Path:
@@ -163,10 +206,154 @@ def _hide_secret(problem: Problem) -> Problem:
     return problem
 
 
-def load_project(root: Path | str = ".", *, environ: Mapping[str, str] | None = None) -> Project:
-    """The project in `root`; raises ConfigError listing every problem of its project file. `environ`, when
-    given, is the environment its connections resolve from instead of the process's."""
-    project, problems = check_project_file(Path(root))
-    if project is None:
-        raise ConfigError("invalid project file:\n  " + "\n  ".join(map(str, problems)))
+def load_project(root: Path | str = ".", names: Iterable[str] | None = None, *,
+                 environ: Mapping[str, str] | None = None, check_mappings: bool = True,
+                 with_pipelines: bool = True) -> Project:
+    """The project in `root` with its pipelines (all, or those named and what they read with), validated;
+    raises ConfigError listing every problem. `environ`, when given, is the environment its connections
+    resolve from instead of the process's. `check_mappings=False` skips the mapping files (extraction does not
+    need them); `with_pipelines=False` reads the project file alone (`audit`, `credentials`)."""
+    if not with_pipelines:
+        project, problems = check_project_file(Path(root))
+        if project is None:
+            raise ConfigError("invalid project file:\n  " + "\n  ".join(map(str, problems)))
+    else:
+        loaded, problems = check_project(root, names, check_mappings=check_mappings)
+        if problems or loaded is None:
+            raise ConfigError("invalid project:\n  " + "\n  ".join(map(str, problems)))
+        project = loaded
     return project if environ is None else replace(project, environ=environ)
+
+
+def check_project(root: Path | str, names: Iterable[str] | None = None, *,
+                  check_mappings: bool = True) -> tuple[Project | None, list[Problem]]:
+    """Check the project file, every pipeline (or those named, plus what they read with), the references
+    between them, their both-ways settings and the mapping files they name. Never needs credentials.
+    The project (None when its file is invalid) holds the valid pipelines, in dependency order."""
+    project, problems = check_project_file(Path(root))
+    pipelines, found = check_pipelines(Path(root), project, names, check_mappings=check_mappings)
+    if project is not None:
+        project = replace(project, pipelines=tuple(pipelines))
+    return project, problems + found
+
+
+def add_pipelines(project: Project, names: Iterable[str] | None = None, *, check_mappings: bool = True) -> Project:
+    """A project loaded without its pipelines (`with_pipelines=False`), with them; ConfigError listing every
+    problem of the pipelines."""
+    pipelines, problems = check_pipelines(project.root, project, names, check_mappings=check_mappings)
+    if problems:
+        raise ConfigError("invalid project:\n  " + "\n  ".join(map(str, problems)))
+    return replace(project, pipelines=tuple(pipelines))
+
+
+def check_pipelines(root: Path, project: Project | None, names: Iterable[str] | None = None, *,
+                    check_mappings: bool = True) -> tuple[list[Pipeline], list[Problem]]:
+    """The valid pipelines (those named, plus what they read with; default: all) in dependency order, and
+    every problem of them; `project` (None: its file is invalid) for the connections they name."""
+    by_stem = {p.stem: p for p in pipeline_files(root)}
+    problems: list[Problem] = []
+    wanted = list(names) if names else list(by_stem)
+    for n in wanted:
+        if n not in by_stem:
+            problems.append(Problem("pipelines/", None, "", f"no pipeline '{n}'{did_you_mean(n, by_stem)}"))
+    loaded: dict[str, tuple[Pipeline | None, Located | None]] = {}
+    queue = [n for n in wanted if n in by_stem]
+    while queue:
+        while queue:
+            n = queue.pop(0)
+            if n in loaded:
+                continue
+            pipeline, found, located = load_pipeline(by_stem[n], root)
+            problems += found
+            loaded[n] = (pipeline, located)
+            queue += [d for d in _reads_with(pipeline, located) if d in by_stem]
+        queue = _pairing_with(loaded, by_stem)
+    valid = {n: p for n, (p, _) in loaded.items() if p is not None}
+    for pipeline, located in loaded.values():
+        if pipeline is not None and located is not None:
+            problems += reference_problems(pipeline, located, root, by_stem, project, check_mappings)
+            problems += _pair_problems(pipeline, located, root, valid, by_stem)
+    problems += _cycle_problems(valid, {n: loc for n, (_, loc) in loaded.items()}, root)
+    return order_by_dependencies(list(valid.values())), problems
+
+
+def _reads_with(pipeline: Pipeline | None, located: Located | None) -> list[str]:
+    """What a pipeline needs loaded with it (dependencies, its pair's other half), even when it is invalid."""
+    if pipeline is not None:
+        return list(pipeline.reads_with)
+    data: dict[str, Any] = located.data if located is not None and isinstance(located.data, dict) else {}
+    pair = data.get("pair")
+    partner = pair.get("with") if isinstance(pair, dict) else None
+    return [d for d in [*(data.get("depends_on") or []), partner] if isinstance(d, str)]
+
+
+def _pairing_with(loaded: Mapping[str, Any], by_stem: Mapping[str, Path]) -> list[str]:
+    """Pipelines not loaded yet whose `pair.with` names a loaded one: a run of either half reads both."""
+    out = []
+    for name, path in by_stem.items():
+        if name not in loaded:
+            located, _ = load_located(path)
+            data = located.data if located is not None and isinstance(located.data, dict) else {}
+            pair = data.get("pair")
+            if isinstance(pair, dict) and pair.get("with") in loaded:
+                out.append(name)
+    return out
+
+
+def _pair_problems(pipeline: Pipeline, loc: Located, root: Path, valid: Mapping[str, Pipeline],
+                   by_stem: Mapping[str, Path]) -> list[Problem]:
+    """Both-ways settings naming an unknown pipeline, field, policy or side (`engine.bidirectional`)."""
+    if pipeline.pair is None or (pipeline.pair.with_pipeline not in valid and pipeline.pair.with_pipeline in by_stem):
+        return []  # the other half is invalid: its own problems say why
+    from engine.pairs import pair_problems
+
+    name = _rel(pipeline.path, root)
+    return [Problem(name, loc.line(tuple(at.split("."))), at, message)
+            for at, message in pair_problems(pipeline, valid, root)]
+
+
+def _cycle_problems(specs: Mapping[str, Pipeline], located: Mapping[str, Located | None], root: Path) -> list[Problem]:
+    problems, reported = [], set()
+    for start in specs:
+        stack: list[str] = []
+
+        def visit(n: str, stack: list[str] = stack) -> list[str] | None:
+            if n in stack:
+                return stack[stack.index(n):] + [n]
+            if n not in specs:
+                return None
+            stack.append(n)
+            for d in specs[n].depends_on:
+                if (cycle := visit(d)) is not None:
+                    return cycle
+            stack.pop()
+            return None
+
+        cycle = visit(start)
+        if cycle and frozenset(cycle) not in reported:
+            reported.add(frozenset(cycle))
+            first = cycle[0]
+            loc = located.get(first)
+            idx = specs[first].depends_on.index(cycle[1])
+            problems.append(Problem(_rel(specs[first].path, root), loc.line(("depends_on", idx)) if loc else None,
+                                    f"depends_on[{idx}]", "dependency cycle: " + " -> ".join(cycle)))
+    return problems
+
+
+def order_by_dependencies(specs: list[Pipeline]) -> list[Pipeline]:
+    """Pipelines sorted so that every pipeline comes after those it depends on (ties by name)."""
+    by_name = {s.name: s for s in specs}
+    done: list[str] = []
+
+    def visit(n: str, path: tuple[str, ...] = ()) -> None:
+        if n in done or n not in by_name or n in path:
+            return
+        for d in sorted(by_name[n].depends_on):
+            visit(d, path + (n,))
+        done.append(n)
+
+    for n in sorted(by_name):
+        visit(n)
+    return [by_name[n] for n in done]
+
+

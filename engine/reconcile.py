@@ -1,8 +1,8 @@
 """Reconcile: compare what JAGGAER says (staging), what the ledger says we last wrote, and what SAP B1 holds.
 
-    result = reconcile(Path("."), ["purchase_orders"])           # reads only
+    result = reconcile(load_project("."), ["purchase_orders"])   # reads only
     result.findings                                              # [Finding(pipeline, ref, kind, ...)]
-    result = reconcile(Path("."), fix=True)                      # then repairs what the policy says
+    result = reconcile(load_project("."), fix=True)              # then repairs what the policy says
 
 The core returns a `ReconcileResult` and prints nothing; `engine/cli/reconcile.py` displays it.
 
@@ -59,15 +59,17 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from engine import db, ledger
 from engine.errors import ConfigError
+from engine.kinds import SapB1Target
 from engine.load.adopt import held_shape
 from engine.load.bridge import LINES
 from engine.load.closed import OPEN
 from engine.locks import run_locks
 from engine.plan import fingerprint
+from engine.project import Project
 from engine.sapb1.entities import ENTITIES, entity_profile
-from engine.secrets import redact
+from engine.spec import Pipeline
+from engine.state import db, drift, ledger, staging
 
 KINDS = ("changed_in_b1", "closed_in_b1", "missing_in_b1", "unknown_to_ledger")
 # What reconcile compares: documents (lines by the line map) and business partners (fields, addresses).
@@ -85,12 +87,6 @@ AMOUNT_EPS = 0.005
 # Ledger statuses whose payload is what B1 holds (compared); in flight: outcome unknown (left out).
 COMPARED = ledger.HELD
 LEFT_OUT = ("in_flight",)
-
-DDL = """CREATE TABLE IF NOT EXISTS drift (
-    run_id VARCHAR NOT NULL, pipeline VARCHAR NOT NULL, external_ref VARCHAR, kind VARCHAR NOT NULL,
-    target_entity VARCHAR, target_key VARCHAR, details JSON, found_at TIMESTAMPTZ,
-    fix VARCHAR, fix_run_id VARCHAR)"""
-
 
 # ---------------------------------------------------------------- results
 
@@ -189,11 +185,10 @@ class _Scope:
 
 
 def reconcile(
-    root: Path | str,
+    project: Project,
     names: Iterable[str] | None = None,
     *,
     fix: bool = False,
-    environ: Mapping[str, str] | None = None,
     wait: float = 0.0,
     page_size: int = PAGE_SIZE,
     concurrency: int | None = None,
@@ -202,14 +197,9 @@ def reconcile(
     orders, invoices or business partners to SAP B1); with `fix`, repair what the policy says (see the
     module docstring) and report what was sent. Holds the project lock while it reads and writes the
     state (waits up to `wait` seconds for a run to finish, then raises `RunLocked`)."""
-    from engine.project import load_project
-    from engine.spec import load_pipelines, order_by_dependencies
-
-    root = Path(root)
-    project = load_project(root, environ=environ)
+    root = project.root
     wanted = list(names or [])
-    specs = [s for s in order_by_dependencies(load_pipelines(root, wanted or None))
-             if _checkable(project, s) and (not wanted or s.name in wanted)]
+    specs = [s for s in project.select(wanted) if _checkable(s)]
     if wanted:
         unsupported = sorted(set(wanted) - {s.name for s in specs})
         if unsupported:
@@ -219,7 +209,7 @@ def reconcile(
     started = time.monotonic()
     if not specs:
         return result
-    connections = {s.target["connection"] for s in specs}
+    connections = {s.target.connection for s in specs}
     if len(connections) > 1:
         raise ConfigError(f"one reconcile reads one SAP B1 company; these pipelines name {sorted(connections)}")
     profile = project.connection(next(iter(connections)))
@@ -231,19 +221,17 @@ def reconcile(
         result.findings.sort(key=lambda f: (f.pipeline, KINDS.index(f.kind), f.ref or "", f.target_key or ""))
         if fix:
             edits = _prepare_fix(state, scopes, result)
-        _store(state, result, [s.spec.name for s in scopes])
+        with db.connect(state) as conn:
+            drift.replace(conn, result.run_id, [s.spec.name for s in scopes], result.findings,
+                          {c.name: c.entity for c in result.pipelines})
     if fix:
-        _run_fix(root, environ, state, result, edits, wait)
+        _run_fix(project, result, edits, wait)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _checkable(project: Any, spec: Any) -> bool:
-    try:
-        kind = project.connections[spec.target["connection"]].get("kind")
-    except (KeyError, AttributeError):
-        return False
-    return kind == "sapb1" and spec.target.get("entity") in SUPPORTED
+def _checkable(pipeline: Pipeline) -> bool:
+    return isinstance(pipeline.target, SapB1Target) and pipeline.target.entity in SUPPORTED
 
 
 def _new_run_id() -> str:
@@ -251,7 +239,7 @@ def _new_run_id() -> str:
 
 
 def _ref_field(spec: Any, root: Path) -> str:
-    ref_field = spec.target.get("external_ref")
+    ref_field = spec.target.external_ref
     if ref_field:
         return str(ref_field)
     from engine.mapping import load_mapping
@@ -261,28 +249,18 @@ def _ref_field(spec: Any, root: Path) -> str:
 
 def _read_state(state: Path, specs: list[Any], root: Path) -> list[_Scope]:
     """Per pipeline: its ledger rows, its staged keys and the source status of each (one open of the file)."""
-    from engine.staging import table, table_exists
-
     scopes = []
     with db.connect(state) as conn:
         for spec in specs:
-            entity = spec.target["entity"]
+            entity = spec.target.entity
             key_field = entity_profile(entity).key_field
             ref_field = _ref_field(spec, root)
             rows = ledger.ledger_rows(conn, spec.name)
             by_key = {str(r.target_key): r for r in rows.values() if r.target_key and r.status not in LEFT_OUT}
             in_flight = {ref for ref, r in rows.items() if r.status in LEFT_OUT}
-            staged: set[str] = set()
-            status: dict[str, str | None] = {}
-            if table_exists(conn, spec.name):
-                path = SOURCE_STATE.get(entity, (None,))[0]
-                if path:
-                    for key, value in conn.execute(
-                            f"SELECT id, json_extract_string(record, ?) FROM {table(spec.name)}", [path]).fetchall():
-                        staged.add(key)
-                        status[key] = value
-                else:
-                    staged = {k for (k,) in conn.execute(f"SELECT id FROM {table(spec.name)}").fetchall()}
+            path = SOURCE_STATE.get(entity, (None,))[0]
+            status: dict[str, str | None] = staging.staged_values(conn, spec.name, path) if path else {}
+            staged = set(status) if path else staging.staged_ids(conn, spec.name)
             fields: dict[str, None] = {}
             for row in by_key.values():
                 if isinstance(row.payload, dict):
@@ -567,58 +545,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# ---------------------------------------------------------------- the drift table
-
-
-def ensure_table(conn: Any) -> None:
-    conn.execute(DDL)
-
-
-def _store(state: Path, result: ReconcileResult, pipelines: list[str]) -> None:
-    """Replace the previous reconcile's rows of these pipelines by this one's findings."""
-    now = datetime.now(UTC)
-    entity = {c.name: c.entity for c in result.pipelines}
-    with db.connect(state) as conn:
-        ensure_table(conn)
-        conn.execute("BEGIN")
-        try:
-            conn.execute("DELETE FROM drift WHERE pipeline IN (SELECT unnest(?::VARCHAR[]))", [pipelines])
-            if result.findings:
-                conn.executemany(
-                    "INSERT INTO drift (run_id, pipeline, external_ref, kind, target_entity, target_key, details, "
-                    "found_at, fix) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [[result.run_id, f.pipeline, f.ref, f.kind, entity.get(f.pipeline), f.target_key,
-                      _details_json(f), now, f.fix] for f in result.findings])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-
-def _details_json(finding: Finding) -> str:
-    details = {k: v for k, v in finding.details.items() if k != "b1_holds"}
-    return orjson.dumps(redact(details), default=str).decode()
-
-
-def drift_rows(state: Path | str, pipeline: str | None = None) -> list[dict[str, Any]]:
-    """The last reconcile's findings as stored (for the audit and tests)."""
-    with db.connect(state, read_only=True) as conn:
-        if not ledger.has_table(conn, "drift"):
-            return []
-        sql = ("SELECT run_id, pipeline, external_ref, kind, target_entity, target_key, details, found_at, fix, "
-               "fix_run_id FROM drift")
-        params: list[Any] = []
-        if pipeline is not None:
-            sql += " WHERE pipeline = ?"
-            params.append(pipeline)
-        cursor = conn.execute(sql + " ORDER BY pipeline, kind, external_ref", params)
-        names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-    for row in rows:
-        row["details"] = orjson.loads(row["details"]) if row["details"] else {}
-    return rows
-
-
 # ---------------------------------------------------------------- --fix
 
 
@@ -672,8 +598,7 @@ def _prepare_fix(state: Path, scopes: list[_Scope], result: ReconcileResult) -> 
     return sends
 
 
-def _run_fix(root: Path, environ: Mapping[str, str] | None, state: Path, result: ReconcileResult,
-             sends: dict[str, dict[str, Finding]], wait: float) -> None:
+def _run_fix(project: Project, result: ReconcileResult, sends: dict[str, dict[str, Finding]], wait: float) -> None:
     """The ordinary run over the references concerned (it takes the project and company locks itself),
     then each finding is marked with what came of it."""
     from engine.runner import run_pipelines
@@ -682,8 +607,8 @@ def _run_fix(root: Path, environ: Mapping[str, str] | None, state: Path, result:
     assert fix is not None
     if not sends:
         return
-    report = run_pipelines(root, list(sends), extract=False, refs={p: set(refs) for p, refs in sends.items()},
-                           environ=environ, kind="reconcile", wait=wait)
+    report = run_pipelines(project, list(sends), extract=False, refs={p: set(refs) for p, refs in sends.items()},
+                           kind="reconcile", wait=wait)
     fix.run = report
     unsettled = {(f.pipeline, f.ref): f for p in report.pipelines for f in [*p.problems, *p.still_failed, *p.ignored]}
     planned = {p.name: p for p in report.pipelines}
@@ -699,9 +624,5 @@ def _run_fix(root: Path, environ: Mapping[str, str] | None, state: Path, result:
                 fix.not_repaired.append((pipeline, ref, f"{problem.status}: {problem.message}"))
             else:
                 finding.fix = done[finding.kind]
-    with run_locks(state, wait=max(wait, 10.0)), db.connect(state) as conn:
-        ensure_table(conn)
-        for finding in (f for found in sends.values() for f in found.values()):
-            conn.execute("UPDATE drift SET fix = ?, fix_run_id = ? WHERE run_id = ? AND pipeline = ? "
-                         "AND external_ref = ? AND kind = ?",
-                         [finding.fix, report.run_id, result.run_id, finding.pipeline, finding.ref, finding.kind])
+    with run_locks(project.state_path, wait=max(wait, 10.0)), db.connect(project.state_path) as conn:
+        drift.mark_fixed(conn, result.run_id, report.run_id, (f for found in sends.values() for f in found.values()))

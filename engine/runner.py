@@ -1,7 +1,7 @@
 """A run: extract → plan → load, pipeline by pipeline in dependency order, over one B1 session.
 
-    report = run_pipelines(Path("."), ["purchase_orders"], progress=print)
-    report = run_pipelines(Path("."), ["suppliers_to_jaggaer"])      # SAP B1 -> JAGGAER only (a B1 webhook)
+    report = run_pipelines(load_project(".", ["purchase_orders"]), ["purchase_orders"], progress=print)
+    report = run_pipelines(load_project("."), ["suppliers_to_jaggaer"])   # SAP B1 -> JAGGAER only (a B1 webhook)
 
 Pipelines that write to SAP B1 run first, then those that write to JAGGAER (the supplier write-back). When
 a pipeline belongs to a both-ways pair (`engine.bidirectional`), the run first reads both sides' changes,
@@ -31,17 +31,23 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from engine import bidirectional, db, ledger, quarantine
+from engine import bidirectional
 from engine.errors import ConfigError, ConnectorError
+from engine.kinds import TARGET_KINDS, SapB1Target
 from engine.load import Loader, LoadStats, Outcome, RunAborted, Status
 from engine.load.bridge import LedgerJournal, census, operations, po_keys, target_of
 from engine.load.links import BaseLinker
 from engine.load.slport import SlPort
 from engine.locks import company_key, run_locks
-from engine.plan import Plan, plan_pipeline
+from engine.pairs import Pair, load_pairs
+from engine.plan import Plan
+from engine.project import Project
 from engine.retry import Backoff
 from engine.sapb1 import SapB1Client, ensure_user_field, fetch_reference_codes
 from engine.sapb1.entities import ENTITIES, entity_profile
+from engine.spec import Pipeline
+from engine.state import conflicts, db, ledger, quarantine
+from engine.state.planning import plan_pipeline
 
 T = TypeVar("T")
 LOAD_CHUNK = 200  # operations looked up (batched $filter) and journalled as intents together
@@ -150,66 +156,60 @@ ProgressFn = Callable[[Progress], None]
 
 
 def run_pipelines(
-    root: Path | str,
+    project: Project,
     names: Iterable[str] | None = None,
     *,
     extract: bool = True,
     refs: Mapping[str, set[str]] | None = None,
     progress: ProgressFn | None = None,
     concurrency: int | None = None,
-    environ: Mapping[str, str] | None = None,
     kind: str = "run",
     wait: float = 0.0,
 ) -> RunReport:
-    """Run the named pipelines (default: all) and return what happened: those writing to SAP B1 first, in
-    dependency order, then those writing to JAGGAER.
+    """Run the named pipelines of a loaded project (default: all it loaded) and return what happened: grouped
+    by the kind of their target in `engine.kinds.TARGET_KINDS` order (SAP B1 first, then JAGGAER), each group
+    in dependency order, loaded by its kind's adapter.
 
     `refs` restricts a pipeline to some external references (replay); `extract=False` works from
     what is staged already. The run holds its project's and its SAP B1 company's lock throughout
     (`engine.locks`): a second run waits up to `wait` seconds, then raises `RunLocked`.
     """
-    from engine.project import load_project
-    from engine.spec import load_pipelines
-
-    root = Path(root)
-    project = load_project(root, environ=environ)
-    specs = load_pipelines(root, names)
-    if names:  # the named pipelines only; their dependencies were validated, not re-run
-        wanted = set(names)
-        specs = [s for s in specs if s.name in wanted]
+    pipelines = project.select(names)
     if refs is not None:
-        specs = [s for s in specs if s.name in refs]
-    to_b1 = [s for s in specs if _target_kind(project, s) == "sapb1"]
-    to_jaggaer = [s for s in specs if _target_kind(project, s) == "jaggaer"]
-    pairs = bidirectional.load_pairs(root) if to_b1 or to_jaggaer else {}
+        pipelines = [p for p in pipelines if p.name in refs]
+    groups = [(k, [p for p in pipelines if p.target.kind == k.name]) for k in TARGET_KINDS.values()]
+    groups = [(k, group) for k, group in groups if group]
+    running = [p.name for _, group in groups for p in group]
+    pairs = load_pairs(project.pipelines)
     report = RunReport(run_id=_new_run_id(), started_at=datetime.now(UTC))
     started = time.monotonic()
     notify = progress or (lambda _p: None)
-    with run_locks(project.state_path, company=_company_of(project, to_b1), wait=wait):
-        if extract and (to_b1 or to_jaggaer):
-            # Both sides of a pair are read before either is written: a JAGGAER -> B1 write must not overwrite a
-            # B1 change it has not seen, nor the write-back a JAGGAER change (conflicts, `engine.bidirectional`).
-            reads = [s.name for s in (*to_b1, *to_jaggaer)]
-            reads += [pairs[s.name].name for s in to_b1 if s.name in pairs]
-            reads += [pairs[s.name].jaggaer_pipeline for s in to_jaggaer if s.name in pairs]
-            _extract_into(report, project, list(dict.fromkeys(reads)), notify)
-        if not (to_b1 or to_jaggaer):
+    with run_locks(project.state_path, company=_company_of(project, pipelines), wait=wait):
+        if not groups:
             report.seconds = time.monotonic() - started
             return report
+        if extract:
+            # Both sides of a pair are read before either is written: a JAGGAER -> B1 write must not overwrite a
+            # B1 change it has not seen, nor the write-back a JAGGAER change (conflicts, `engine.bidirectional`).
+            reads = running + [other for name in running if name in pairs for other in pairs[name].names]
+            _extract_into(report, project, list(dict.fromkeys(reads)), notify)
         versions: dict[str, str] = {}
-        two_ways = _two_ways(project, pairs, [s.name for s in (*to_b1, *to_jaggaer)])
-        _start_run(project, report, [s.name for s in (*to_b1, *to_jaggaer)], kind)
+        two_ways = _two_ways(project, pairs, running)
+        _start_run(project, report, running, kind)
         try:
-            if to_b1:
-                asyncio.run(_load_all(project, to_b1, report, refs, notify, concurrency, kind, two_ways, versions))
-            if to_jaggaer and report.aborted is None:
-                # Read SAP B1 again after this run wrote to a pair's records there: the write-back then sees them
-                # as what they are (echoes, or a conflict's outcome), not as SAP B1 changes still to send.
-                wrote = {p.name for p in report.pipelines if p.stats.writes or p.stats.adopted}
-                again = [s.name for s in to_jaggaer if s.name in pairs and pairs[s.name].jaggaer_pipeline in wrote]
-                if extract and again:
-                    _extract_into(report, project, again, notify)
-                asyncio.run(_load_jaggaer(project, to_jaggaer, report, refs, notify, concurrency, two_ways, versions))
+            for target_kind, group in groups:
+                if report.aborted is not None:
+                    break
+                if extract and report.pipelines:
+                    # Read SAP B1 again after this run wrote to a pair's records there: the write-back then sees
+                    # them as what they are (echoes, or a conflict's outcome), not as SAP B1 changes still to send.
+                    wrote = {p.name for p in report.pipelines if p.stats.writes or p.stats.adopted}
+                    again = [p.name for p in group if p.name in pairs and pairs[p.name].name == p.name
+                             and pairs[p.name].jaggaer_pipeline in wrote]
+                    if again:
+                        _extract_into(report, project, again, notify)
+                load = target_kind.loader()
+                asyncio.run(load(project, group, report, refs, notify, concurrency, two_ways, versions))
         except asyncio.CancelledError:  # SIGTERM cancelled the load: end the command as Ctrl-C does
             raise KeyboardInterrupt(report.aborted) from None
         finally:
@@ -220,22 +220,17 @@ def run_pipelines(
     return report
 
 
-def write_back_pipelines(root: Path | str) -> list[str]:
+def write_back_pipelines(project: Project) -> list[str]:
     """The project's SAP B1 -> JAGGAER pipelines (source a SAP B1 entity set, target a JAGGAER resource)."""
-    from engine.project import load_project
-    from engine.spec import load_pipelines
-
-    project = load_project(Path(root))
-    return [s.name for s in load_pipelines(Path(root), check_mappings=False)
-            if s.source_kind == "sapb1" and _target_kind(project, s) == "jaggaer"]
+    return [p.name for p in project.pipelines if p.source.kind == "sapb1" and p.target.kind == "jaggaer"]
 
 
-def pull_b1_changes(root: Path | str, **options: Any) -> RunReport:
+def pull_b1_changes(project: Project, **options: Any) -> RunReport:
     """Run the SAP B1 -> JAGGAER pipelines now: read SAP B1's changes (and JAGGAER's, for conflicts) and write
     them back. For `serve` when a SAP B1 webhook (`BusinessPartners.Updated`) says something changed; the
-    notification carries no data we trust, only the nudge. Options as `run_pipelines` (`environ`, `wait`,
-    `progress`, `concurrency`); raises `RunLocked` when another run holds the project and `wait` runs out."""
-    return run_pipelines(root, write_back_pipelines(root), **options)
+    notification carries no data we trust, only the nudge. Options as `run_pipelines` (`wait`, `progress`,
+    `concurrency`); raises `RunLocked` when another run holds the project and `wait` runs out."""
+    return run_pipelines(project, write_back_pipelines(project), **options)
 
 
 def _extract_into(report: RunReport, project: Any, names: list[str], notify: ProgressFn) -> None:
@@ -250,7 +245,7 @@ def _extract_into(report: RunReport, project: Any, names: list[str], notify: Pro
     report.extract_quarantined = dict(Counter(f.pipeline for f in report.extract_problems))
 
 
-def _two_ways(project: Any, pairs: Mapping[str, bidirectional.Pair], running: list[str]
+def _two_ways(project: Any, pairs: Mapping[str, Pair], running: list[str]
               ) -> dict[str, bidirectional.TwoWay]:
     """One `TwoWay` per pair with a pipeline in this run, by the names of both its pipelines."""
     out: dict[str, bidirectional.TwoWay] = {}
@@ -267,7 +262,7 @@ def _start_run(project: Any, report: RunReport, names: list[str], kind: str) -> 
     with db.connect(project.state_path) as conn:  # the state file is opened per step, never held for the run
         ledger.upgrade_tables(conn)
         quarantine.ensure_table(conn)
-        bidirectional.ensure_table(conn)
+        conflicts.ensure_table(conn)
         ledger.start_run(conn, report.run_id, names, kind=kind)
 
 
@@ -312,23 +307,15 @@ def _aborted_by(report: RunReport, *stops: type[BaseException]) -> Iterator[None
         raise
 
 
-def _company_of(project: Any, specs: list[Any]) -> str | None:
-    """The SAP B1 company the pipelines write to (its lock name), None when they write nowhere."""
-    names = {s.target["connection"] for s in specs}
+def _company_of(project: Project, pipelines: list[Pipeline]) -> str | None:
+    """The SAP B1 company the pipelines write to (its lock name), None when they write to none."""
+    names = {p.target.connection for p in pipelines if p.target.kind == "sapb1"}
     if not names:
         return None
     if len(names) > 1:
         raise ConfigError(f"one run writes to one SAP B1 company; these pipelines name {sorted(names)}")
     profile = project.connection(next(iter(names)))
     return company_key(profile["service_root"], profile["company_db"])
-
-
-def _target_kind(project: Any, spec: Any) -> str | None:
-    """The kind of connection a pipeline writes to (`sapb1`, `jaggaer`); None when it names no known one."""
-    try:
-        return project.connections[spec.target["connection"]].get("kind")
-    except (KeyError, AttributeError):
-        return None
 
 
 SETUP_RETRY = Backoff(attempts=5, base=0.2, cap=2.0, jitter=0.5)
@@ -340,11 +327,12 @@ async def _retry_setup(step: Callable[[], Awaitable[T]], policy: Backoff = SETUP
                             describe="SAP B1 setup")
 
 
-def _reference_user_fields(specs: Iterable[Any]) -> list[tuple[str, str]]:
+def _reference_user_fields(pipelines: Iterable[Pipeline]) -> list[tuple[str, str]]:
     """(B1 table, `U_` field) of the external references the pipelines write (SL §5.11): the table is
     the entity's profile's (`engine.sapb1.entities`)."""
-    return sorted({(ENTITIES[s.target["entity"]].user_field_table, s.target["external_ref"]) for s in specs
-                   if s.target.get("external_ref", "").startswith("U_") and s.target["entity"] in ENTITIES})
+    targets = [p.target for p in pipelines if isinstance(p.target, SapB1Target)]
+    return sorted({(ENTITIES[t.entity].user_field_table, t.external_ref) for t in targets
+                   if t.external_ref.startswith("U_") and t.entity in ENTITIES})
 
 
 def _new_run_id() -> str:
@@ -376,10 +364,7 @@ def _extract_quarantine(project: Any, run_id: str) -> list[Failure]:
     """The records this run's extraction set aside (stage extract: a detail read J1P refused; validate:
     the record failed the source schema) and still open, named with the reason."""
     with db.connect(project.state_path) as conn:
-        quarantine.ensure_table(conn)
-        rows = conn.execute(
-            "SELECT pipeline, record_key, stage, reason FROM quarantine WHERE run_id = ? AND resolved_at IS NULL "
-            "AND stage IN ('extract', 'validate') ORDER BY pipeline, record_key", [run_id]).fetchall()
+        rows = quarantine.open_extracted(conn, run_id)
     return [Failure(pipeline, key, "quarantined", stage, reason) for pipeline, key, stage, reason in rows]
 
 
@@ -396,13 +381,14 @@ def _extracted_counts(results: Any) -> dict[str, int]:
     return counts
 
 
-async def _load_all(
-    project: Any, specs: list[Any], report: RunReport, refs: Mapping[str, set[str]] | None,
-    notify: ProgressFn, concurrency: int | None, kind: str,
+async def load_to_sapb1(
+    project: Project, specs: list[Pipeline], report: RunReport, refs: Mapping[str, set[str]] | None,
+    notify: ProgressFn, concurrency: int | None,
     two_ways: Mapping[str, bidirectional.TwoWay] | None = None, versions: dict[str, str] | None = None,
 ) -> None:
-    """Load the pipelines that write to SAP B1 (one company, one session). The run's row is the caller's."""
-    conn_names = {s.target["connection"] for s in specs}
+    """The `sapb1` target kind's adapter: load the pipelines that write to SAP B1 (one company, one session).
+    The run's row is the caller's."""
+    conn_names = {s.target.connection for s in specs}
     if not specs:
         return
     if len(conn_names) > 1:
@@ -431,11 +417,12 @@ async def _load_all(
                 report.pipelines.append(await run.load(port, refs, notify, limit))
 
 
-async def _load_jaggaer(
-    project: Any, specs: list[Any], report: RunReport, refs: Mapping[str, set[str]] | None, notify: ProgressFn,
-    concurrency: int | None, two_ways: Mapping[str, bidirectional.TwoWay], versions: dict[str, str],
+async def load_to_jaggaer(
+    project: Project, specs: list[Pipeline], report: RunReport, refs: Mapping[str, set[str]] | None,
+    notify: ProgressFn, concurrency: int | None, two_ways: Mapping[str, bidirectional.TwoWay],
+    versions: dict[str, str],
 ) -> None:
-    """Load the pipelines that write to JAGGAER (the company-profile write-back), one writer per connection. An
+    """The `jaggaer` target kind's adapter: load the pipelines that write to JAGGAER (the company-profile write-back), one writer per connection. An
     unreachable tenant or refused credentials stop the write-back (recorded as aborted); what was not sent
     stays as it was for the next run."""
     from engine.jaggaer.client import AuthFailed, HostUnreachable, JaggaerSettings
@@ -448,7 +435,7 @@ async def _load_jaggaer(
         async with contextlib.AsyncExitStack() as stack, _terminate_cancels(report):
             writers: dict[str, CompanyProfileWriter] = {}
             for spec in specs:
-                name = spec.target["connection"]
+                name = spec.target.connection
                 if name not in writers:
                     settings = JaggaerSettings.from_profile(name, project.connection(name))
                     writers[name] = await stack.enter_async_context(CompanyProfileWriter(settings))
@@ -643,7 +630,7 @@ class JaggaerPipelineRun:
 
         spec = self.spec
         started = time.monotonic()
-        result = PipelineReport(spec.name, spec.target.get("resource", TARGET_ENTITY))
+        result = PipelineReport(spec.name, spec.target.endpoint or TARGET_ENTITY)
         notify(Progress(spec.name, "plan", message="rendering mappings and diffing with the ledger"))
         wanted = refs.get(spec.name) if refs is not None else None
         plan = _plan(self.state, spec.name, self.mapping, wanted)  # the same planning as the B1 side
@@ -704,25 +691,21 @@ def _bravo_id(payload: Any) -> str | None:
 
 
 def _staged_records(conn: Any, pipeline: str, keys: list[str]) -> dict[str, Any]:
-    from engine.staging import iter_staged
+    from engine.state.staging import iter_staged
 
     return dict(iter_staged(conn, pipeline, keys=keys))
 
 
 def replay_failed(
-    root: Path | str,
+    project: Project,
     *,
     run_id: str | None = None,
     refs: Iterable[str] | None = None,
     pipelines: Iterable[str] | None = None,
     progress: ProgressFn | None = None,
-    environ: Mapping[str, str] | None = None,
 ) -> RunReport | None:
     """Re-send failed records (all, those of one run, or those named), re-rendered with the current
     mapping, from what is staged. None when nothing matches."""
-    from engine.project import load_project
-
-    project = load_project(Path(root))
     if not Path(project.state_path).exists():
         return None
     with db.connect(project.state_path, read_only=True) as conn:
@@ -734,5 +717,4 @@ def replay_failed(
             wanted.setdefault(row.pipeline, set()).add(row.external_ref)
     if not wanted:
         return None
-    return run_pipelines(root, sorted(wanted), extract=False, refs=wanted, progress=progress, environ=environ,
-                         kind="replay")
+    return run_pipelines(project, sorted(wanted), extract=False, refs=wanted, progress=progress, kind="replay")

@@ -72,3 +72,13 @@ def project_schema(root: Path, relative: str | PurePosixPath) -> Path:
         if candidate.is_file():
             return candidate
     raise ConfigError(f"no schema {SCHEMAS_FOLDER}/{rel} in the project (nor shipped with the engine)")
+
+
+def payload_schema_path(target: str, root: Path) -> Path:
+    """The payload schema of a mapping's target: the project's `schemas/sapb1/<X>` (`jaggaer:X`:
+    `schemas/jaggaer/<X>`), else the copy shipped with the engine."""
+    folder, name = ("jaggaer", target.split(":", 1)[1]) if target.startswith("jaggaer:") else ("sapb1", target)
+    try:
+        return project_schema(root, f"{folder}/{name}.schema.json")
+    except ConfigError:
+        raise ConfigError(f"no payload schema for target {target!r}: expected schemas/{folder}/{name}.schema.json") from None

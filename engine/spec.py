@@ -11,14 +11,14 @@ import difflib
 import functools
 import importlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-from engine.errors import ConfigError
+from engine.kinds import JaggaerSource, Source, Target, parse_source, parse_target
 from engine.problems import Problem
 from engine.schemas import format_schema_path, packaged_dir
 from engine.yamlfile import DUPLICATE_KEY, YamlFileError, load_yaml
@@ -204,51 +204,50 @@ def _json_type(value: Any) -> str:
     return f"the string {value!r}"
 
 
-# --------------------------------------------------------------------------- pipeline specs
+# --------------------------------------------------------------------------- pipelines
 
 
 @dataclass(frozen=True)
-class JaggaerCursor:
-    filter_key: str
-    field: str
-    tiebreak_key: str
-    initial: str = "1970-01-01T00:00:00.000Z"
-    overlap_seconds: float = 60.0
+class PairSettings:
+    """`pair`, `conflicts`, `owned_by` of a SAP B1 -> JAGGAER pipeline syncing fields both ways with the
+    JAGGAER -> SAP B1 pipeline `with` (resolved into an `engine.pairs.Pair`)."""
+
+    with_pipeline: str
+    fields: Mapping[str, str]  # JAGGAER field -> SAP B1 field
+    conflicts: str | Mapping[str, Any] | None = None  # a policy, or {default, fields: {name: policy}}
+    owned_by: Mapping[str, str] = field(default_factory=dict)  # field (either side's name) -> jaggaer | b1
 
 
 @dataclass(frozen=True)
-class PipelineSpec:
-    """A validated pipeline. `source`/`target` keep the YAML's keys; typed views below."""
+class Pipeline:
+    """A validated pipeline file, typed: its source and target are of a connection kind (`engine.kinds`)."""
 
     name: str
     path: Path
-    source: dict[str, Any]
-    mapping: str
-    target: dict[str, Any]
+    source: Source
+    mapping: str  # the mapping file, relative to the project root
+    target: Target
     depends_on: tuple[str, ...] = ()
     description: str = ""
-    schedule: dict[str, Any] | None = None  # `serve`'s cadence: {every} or {cron, timezone} (engine.serve.scheduler)
-
-    @property
-    def source_kind(self) -> str:
-        """`jaggaer` (a J1P list) or `sapb1` (a Service Layer entity set)."""
-        return "sapb1" if "entity" in self.source else "jaggaer"
-
-    @property
-    def cursor(self) -> JaggaerCursor:
-        return JaggaerCursor(**self.source["cursor"])
+    schedule: Mapping[str, Any] | None = None  # `serve`'s cadence: {every} or {cron, timezone} (engine.serve.scheduler)
+    pair: PairSettings | None = None
 
     @property
     def connections(self) -> set[str]:
-        return {self.source["connection"], self.target["connection"]}
+        return {self.source.connection, self.target.connection}
+
+    @property
+    def reads_with(self) -> tuple[str, ...]:
+        """Pipelines a run of this one needs read too: its dependencies and its pair's other half."""
+        return self.depends_on + ((self.pair.with_pipeline,) if self.pair else ())
 
 
 def pipeline_files(root: Path) -> list[Path]:
     return sorted((root / "pipelines").glob("*.yaml")) + sorted((root / "pipelines").glob("*.yml"))
 
 
-def load_pipeline(path: Path, root: Path) -> tuple[PipelineSpec | None, list[Problem], Located | None]:
-    """Load one spec; the spec is None when it has schema problems."""
+def load_pipeline(path: Path, root: Path) -> tuple[Pipeline | None, list[Problem], Located | None]:
+    """Load one pipeline file; the pipeline is None when it has schema problems."""
     display = _rel(path, root)
     located, problems = load_located(path, display=display)
     if located is None:
@@ -262,12 +261,19 @@ def load_pipeline(path: Path, root: Path) -> tuple[PipelineSpec | None, list[Pro
                                 f"'{data['name']}' must equal the file name '{path.stem}'"))
     if problems:
         return None, problems, located
-    spec = PipelineSpec(
-        name=data["name"], path=path, source=data["source"], mapping=data["mapping"], target=data["target"],
-        depends_on=tuple(data.get("depends_on") or ()), description=data.get("description", ""),
-        schedule=data.get("schedule"),
+    return pipeline_from_yaml(data, path), problems, located
+
+
+def pipeline_from_yaml(data: Mapping[str, Any], path: Path) -> Pipeline:
+    """A `Pipeline` from a document that passed the pipeline schema."""
+    pair = data.get("pair")
+    settings = PairSettings(pair["with"], dict(pair["fields"]), data.get("conflicts"),
+                            dict(data.get("owned_by") or {})) if isinstance(pair, dict) else None
+    return Pipeline(
+        name=data["name"], path=path, source=parse_source(data["source"]), mapping=data["mapping"],
+        target=parse_target(data["target"]), depends_on=tuple(data.get("depends_on") or ()),
+        description=data.get("description", ""), schedule=data.get("schedule"), pair=settings,
     )
-    return spec, problems, located
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -277,50 +283,11 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def load_pipelines(root: Path, names: Iterable[str] | None = None, *, check_mappings: bool = True) -> list[PipelineSpec]:
-    """The valid specs of a project (all, or those named); raises ConfigError listing every problem."""
-    specs, problems = check_project(root, names, check_mappings=check_mappings)
-    errors = [p for p in problems]
-    if errors:
-        raise ConfigError("invalid project:\n  " + "\n  ".join(map(str, errors)))
-    return specs
-
-
-def check_project(root: Path, names: Iterable[str] | None = None, *,
-                  check_mappings: bool = True) -> tuple[list[PipelineSpec], list[Problem]]:
-    """Check the project file, every pipeline spec (or those named, plus what they depend on), the
-    references between them and the mapping files they name. Never needs credentials."""
-    from engine.project import check_project_file  # late: project.py imports this module
-
-    root = Path(root)
-    project, problems = check_project_file(root)
-    files = pipeline_files(root)
-    by_stem = {p.stem: p for p in files}
-    wanted = list(names) if names else list(by_stem)
-    for n in wanted:
-        if n not in by_stem:
-            problems.append(Problem("pipelines/", None, "", f"no pipeline '{n}'{did_you_mean(n, by_stem)}"))
-    loaded: dict[str, tuple[PipelineSpec | None, Located | None]] = {}
-    queue = [n for n in wanted if n in by_stem]
-    while queue:
-        n = queue.pop(0)
-        if n in loaded:
-            continue
-        spec, spec_problems, located = load_pipeline(by_stem[n], root)
-        problems += spec_problems
-        loaded[n] = (spec, located)
-        deps = (located.data.get("depends_on") if located and isinstance(located.data, dict) else None) or []
-        queue += [d for d in deps if isinstance(d, str) and d in by_stem]
-    for spec, located in loaded.values():
-        if spec is not None and located is not None:
-            problems += _reference_problems(spec, located, root, by_stem, project, check_mappings)
-    problems += _cycle_problems({n: s for n, (s, _) in loaded.items() if s}, {n: loc for n, (_, loc) in loaded.items()}, root)
-    specs = [s for s, _ in loaded.values() if s is not None]
-    return order_by_dependencies(specs), problems
-
-
-def _reference_problems(spec: PipelineSpec, loc: Located, root: Path, by_stem: dict[str, Path], project: Any,
-                        check_mappings: bool = True) -> list[Problem]:
+def reference_problems(pipeline: Pipeline, loc: Located, root: Path, by_stem: Mapping[str, Path], project: Any,
+                       check_mappings: bool = True) -> list[Problem]:
+    """What a pipeline names outside its file: pipelines, connections (of the right kind), its mapping, its
+    source schema and the paths in it."""
+    spec = pipeline
     name = _rel(spec.path, root)
     out: list[Problem] = []
     for i, dep in enumerate(spec.depends_on):
@@ -330,8 +297,8 @@ def _reference_problems(spec: PipelineSpec, loc: Located, root: Path, by_stem: d
             out.append(Problem(name, loc.line(("depends_on", i)), f"depends_on[{i}]",
                                f"no pipeline '{dep}'{did_you_mean(dep, by_stem)}"))
     if project is not None:
-        for part, want in (("source", spec.source_kind), ("target", "jaggaer" if "resource" in spec.target else "sapb1")):
-            conn = getattr(spec, part)["connection"]
+        for part, block in (("source", spec.source), ("target", spec.target)):
+            conn, want = block.connection, block.kind
             field_ = f"{part}.connection"
             if conn not in project.connections:
                 out.append(Problem(name, loc.line((part, "connection")), field_,
@@ -344,22 +311,37 @@ def _reference_problems(spec: PipelineSpec, loc: Located, root: Path, by_stem: d
     if not mapping.is_file():
         out.append(Problem(name, loc.line(("mapping",)), "mapping", f"file {spec.mapping} does not exist"))
     elif check_mappings:
-        out += _mapping_problems(mapping, spec.target.get("entity"))
-    if spec.source_kind == "jaggaer":
-        out += _source_schema_problems(spec, loc, root, name)
+        out += _mapping_problems(mapping, getattr(spec.target, "entity", None))
+    if isinstance(spec.source, JaggaerSource):
+        out += _source_schema_problems(spec.source, loc, root, name)
+    if spec.schedule is not None:
+        out += _schedule_problems(spec.schedule, loc, name)
     return out
 
 
-def _source_schema_problems(spec: PipelineSpec, loc: Located, root: Path, name: str) -> list[Problem]:
-    schema_file = root / spec.source["schema"]
+def _schedule_problems(schedule: Mapping[str, Any], loc: Located, name: str) -> list[Problem]:
+    """`serve`'s own check of a `schedule:` block (a duration, a crontab APScheduler accepts, a known zone),
+    so that `validate` reports what `serve` would refuse."""
+    from engine.serve.scheduler import ScheduleError, parse_schedule
+
+    try:
+        parse_schedule(schedule)
+    except ScheduleError as exc:
+        where, _, message = str(exc).partition(": ")
+        return [Problem(name, loc.line(tuple(where.split("."))), where, message)]
+    return []
+
+
+def _source_schema_problems(source: JaggaerSource, loc: Located, root: Path, name: str) -> list[Problem]:
+    schema_file = root / source.schema
     line = loc.line(("source", "schema"))
     if not schema_file.is_file():
-        return [Problem(name, line, "source.schema", f"file {spec.source['schema']} does not exist")]
+        return [Problem(name, line, "source.schema", f"file {source.schema} does not exist")]
     try:
         compile_schema(schema_file)
     except (ValueError, OSError) as exc:
-        return [Problem(name, line, "source.schema", f"{spec.source['schema']} is not a usable JSON Schema: {exc}")]
-    return _source_path_problems(spec, loc, root, name)
+        return [Problem(name, line, "source.schema", f"{source.schema} is not a usable JSON Schema: {exc}")]
+    return _source_path_problems(source, loc, root, name)
 
 
 # --------------------------------------------------------------------------- source paths in schemas
@@ -371,36 +353,30 @@ def list_schema_path(record_schema: Path) -> Path:
     return record_schema.with_name(f"{base}-list.schema.json")
 
 
-def _source_path_problems(spec: PipelineSpec, loc: Located, root: Path, name: str) -> list[Problem]:
+def _source_path_problems(src: JaggaerSource, loc: Located, root: Path, name: str) -> list[Problem]:
     """`records` must name a list in the list answer's schema (when the project has one);
     `primary_key` and `cursor.field` must name a value in its items (else in the record schema)."""
-    src, out = spec.source, []
+    out: list[Problem] = []
     item: _SchemaAt | None = None
-    list_file = list_schema_path(root / src["schema"])
+    list_file = list_schema_path(root / src.schema)
     if list_file.is_file():
         envelope = _SchemaAt.load(list_file)
         if envelope is None:
             return [Problem(name, loc.line(("source", "records")), "source.records",
                             f"{_rel(list_file, root)} is not valid JSON")]
-        found, message = _resolve(envelope, src["records"], root, want="array")
+        found, message = _resolve(envelope, src.records, root, want="array")
         if message:
             out.append(Problem(name, loc.line(("source", "records")), "source.records", message))
         item = found.items() if found else None
     if item is None:  # no list schema, or `records` did not resolve: the record schema has them too
-        item = _SchemaAt.load(root / src["schema"])
+        item = _SchemaAt.load(root / src.schema)
     if item is None:
         return out
-    for at in (("primary_key",), ("cursor", "field")):
-        _, message = _resolve(item, _dig(src, at), root, want="value")
+    for at, path in ((("primary_key",), src.primary_key), (("cursor", "field"), src.cursor.field)):
+        _, message = _resolve(item, path, root, want="value")
         if message:
             out.append(Problem(name, loc.line(("source", *at)), "source." + ".".join(at), message))
     return out
-
-
-def _dig(data: dict[str, Any], at: tuple[str, ...]) -> Any:
-    for key in at:
-        data = data[key]
-    return data
 
 
 @dataclass(frozen=True)
@@ -550,51 +526,6 @@ def _mapping_problems(path: Path, target_entity: str | None) -> list[Problem]:
     if check is None:
         return []
     return list(check(path, target_entity=target_entity))
-
-
-def _cycle_problems(specs: dict[str, PipelineSpec], located: dict[str, Located | None], root: Path) -> list[Problem]:
-    problems, reported = [], set()
-    for start in specs:
-        stack: list[str] = []
-
-        def visit(n: str, stack: list[str] = stack) -> list[str] | None:
-            if n in stack:
-                return stack[stack.index(n):] + [n]
-            if n not in specs:
-                return None
-            stack.append(n)
-            for d in specs[n].depends_on:
-                if (cycle := visit(d)) is not None:
-                    return cycle
-            stack.pop()
-            return None
-
-        cycle = visit(start)
-        if cycle and frozenset(cycle) not in reported:
-            reported.add(frozenset(cycle))
-            first = cycle[0]
-            loc = located.get(first)
-            idx = specs[first].depends_on.index(cycle[1])
-            problems.append(Problem(_rel(specs[first].path, root), loc.line(("depends_on", idx)) if loc else None,
-                                    f"depends_on[{idx}]", "dependency cycle: " + " -> ".join(cycle)))
-    return problems
-
-
-def order_by_dependencies(specs: list[PipelineSpec]) -> list[PipelineSpec]:
-    """Specs sorted so that every pipeline comes after those it depends on (ties by name)."""
-    by_name = {s.name: s for s in specs}
-    done: list[str] = []
-
-    def visit(n: str, path: tuple[str, ...] = ()) -> None:
-        if n in done or n not in by_name or n in path:
-            return
-        for d in sorted(by_name[n].depends_on):
-            visit(d, path + (n,))
-        done.append(n)
-
-    for n in sorted(by_name):
-        visit(n)
-    return [by_name[n] for n in done]
 
 
 def iter_problems_sorted(problems: Iterable[Problem]) -> Iterator[Problem]:

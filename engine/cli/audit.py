@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.audit import QUERIES, audit, format_table, json_rows
 from engine.cli.common import add_json_option, add_project_option
+from engine.state.audit import QUERIES, audit, format_table, json_rows
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def _state_path(args: argparse.Namespace) -> Path:
         return args.state
     from engine.project import load_project
 
-    return load_project(args.project).state_path
+    return load_project(args.project, with_pipelines=False).state_path
 
 
 def run(args: argparse.Namespace) -> int:

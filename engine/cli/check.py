@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """One block per connection (a failed one on stderr) or one JSON document; exit 1 when any failed."""
-    project = load_project(args.project)
+    project = load_project(args.project, with_pipelines=False)  # `check` reports invalid pipelines, not fails
     results = asyncio.run(check_connections(project, args.connections or None))
     ok = all(result.ok for result in results)
     if args.json:

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    project = load_project(args.project)
+    project = load_project(args.project, args.pipelines or None, check_mappings=False)  # extraction needs no mapping
     console = Console(file=sys.stderr)
     tasks: dict[str, TaskID] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.cli.common import add_json_option, add_project_option
-from engine.plan import Plan, PlanItem, assume_created, plan_pipeline
+from engine.plan import Plan, PlanItem
 
 SYMBOL = {"create": "+", "update": "~", "skip": "=", "wait": "…", "quarantine": "!", "ignore": "-", "failed": "x"}
 
@@ -28,28 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_option(parser, help="print one JSON document: counts and every item but the unchanged, per "
                     "pipeline, with changed fields (--limit does not apply)")
     parser.set_defaults(func=run)
-
-
-def build_plan(root: Path, names: list[str] | None, refs: list[str] | None = None, *, state: Path | None = None) -> Plan:
-    from engine import db, ledger
-    from engine.mapping import Lookups, load_mapping
-    from engine.project import load_project
-    from engine.spec import load_pipelines, order_by_dependencies
-
-    state = state or load_project(root).state_path
-    specs = order_by_dependencies(load_pipelines(root, names))
-    plan = Plan()
-    if not state.exists():
-        return plan
-    with db.connect(state, read_only=True) as conn:
-        lookups = Lookups(crosswalk=ledger.load_crosswalk(conn))
-        for spec in specs:
-            mapping = load_mapping(root / spec.mapping, project_root=root)
-            part = plan_pipeline(conn, spec.name, mapping, keys=refs, lookups=lookups)
-            assume_created(part, mapping, lookups)
-            plan.extend(part)
-            plan.mapping_versions.setdefault(spec.name, mapping.version)
-    return plan
 
 
 def format_plan(plan: Plan, limit: int = 20) -> str:
@@ -113,7 +91,10 @@ def _item(item: PlanItem) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the plan (text, or one JSON document with `--json`); writes nothing."""
-    plan = build_plan(args.project, args.pipelines or None, args.ref, state=args.state)
+    from engine.preview import preview_plan
+    from engine.project import load_project
+
+    plan = preview_plan(load_project(args.project), args.pipelines or None, args.ref, state=args.state)
     if args.json:
         print(json.dumps(plan_document(plan), default=str))
     else:

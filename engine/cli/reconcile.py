@@ -59,9 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.project import load_project
     from engine.reconcile import reconcile
 
-    result = reconcile(args.project, args.pipelines or None, fix=args.fix, wait=args.wait)
+    result = reconcile(load_project(args.project, args.pipelines or None), args.pipelines or None, fix=args.fix, wait=args.wait)
     code = exitcodes.OK if result.clean else DRIFT
     if args.json:
         print(json.dumps(document(result, code), default=str))

@@ -11,6 +11,7 @@ from engine import exitcodes
 from engine.cli.common import add_json_option, add_project_option
 from engine.cli.run import Display, finish
 from engine.errors import ConfigError
+from engine.project import load_project
 from engine.runner import replay_failed
 
 
@@ -35,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Replay with progress on stderr; the summary on stdout; the exit code of `engine.exitcodes`."""
     with Display(Console(file=sys.stderr)) as display:
-        report = replay_failed(args.project, run_id=args.run, refs=args.ref, pipelines=args.pipeline,
+        report = replay_failed(load_project(args.project), run_id=args.run, refs=args.ref, pipelines=args.pipeline,
                                progress=display)
     if report is None:
         raise ConfigError("nothing to replay: no failed records match")

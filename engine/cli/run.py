@@ -14,6 +14,7 @@ from rich.table import Table
 
 from engine import exitcodes
 from engine.cli.common import add_json_option, add_project_option
+from engine.project import load_project
 from engine.runner import Failure, RunReport, run_pipelines
 from engine.runner import Progress as Step
 
@@ -169,6 +170,7 @@ def finish(report: RunReport, args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the pipelines with progress on stderr; the summary on stdout."""
     with Display(Console(file=sys.stderr)) as display:
-        report = run_pipelines(args.project, args.pipelines or None, extract=not args.no_extract,
+        report = run_pipelines(load_project(args.project, args.pipelines or None), args.pipelines or None,
+                               extract=not args.no_extract,
                                progress=display, concurrency=args.concurrency, wait=args.wait)
     return finish(report, args)

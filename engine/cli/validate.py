@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from engine.cli.common import add_project_option
-from engine.spec import check_project, iter_problems_sorted
+from engine.project import check_project
+from engine.spec import iter_problems_sorted
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    specs, problems = check_project(args.project, args.pipelines or None)
+    project, problems = check_project(args.project, args.pipelines or None)
+    specs = project.pipelines if project is not None else ()
     for problem in iter_problems_sorted(problems):
         print(problem, file=sys.stderr)
     if problems:

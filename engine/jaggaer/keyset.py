@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine.spec import JaggaerCursor
+from engine.kinds import JaggaerCursor
 
 EPOCH = "1970-01-01T00:00:00.000Z"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.jaggaer.client import J1PClient, J1PError
 from engine.jaggaer.keyset import KeysetState, dig, keyset_pages
-from engine.spec import PipelineSpec
+from engine.kinds import JaggaerSource
 
 
 @dataclass
@@ -45,28 +45,28 @@ class Batch:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-async def read_source(client: J1PClient, spec: PipelineSpec, state: KeysetState, *, ahead: int = 2) -> AsyncIterator[Batch]:
-    src = spec.source
-    cursor = spec.cursor
+async def read_source(client: J1PClient, src: JaggaerSource, state: KeysetState, *, ahead: int = 2
+                      ) -> AsyncIterator[Batch]:
+    cursor = src.cursor
     sem = asyncio.Semaphore(client.settings.max_concurrency)
 
     async def fetch_list(flt: str) -> tuple[list[dict[str, Any]], int | None]:
-        body = await client.get(src["list"], {"flt": flt, "start": "1"})
-        items = dig(body, src["records"])
+        body = await client.get(src.list, {"flt": flt, "start": "1"})
+        items = dig(body, src.records)
         if items is None:
             items = []
         if not isinstance(items, list):
-            raise J1PError(f"{src['list']}: '{src['records']}' in the answer is not a list", path=src["list"])
+            raise J1PError(f"{src.list}: '{src.records}' in the answer is not a list", path=src.list)
         total = body.get("totRecords")
         return items, int(total) if isinstance(total, int | str) and str(total).isdigit() else None
 
     async def detail(item: dict[str, Any]) -> tuple[str, str, dict[str, Any], bytes | None] | Failed:
-        key = str(dig(item, src["primary_key"]))
-        if "detail" not in src:
+        key = str(dig(item, src.primary_key))
+        if src.detail is None:
             return key, str(dig(item, cursor.field)), item, None
         async with sem:
             try:
-                record, raw = await client.get_raw(src["detail"].replace("{id}", key))
+                record, raw = await client.get_raw(src.detail.replace("{id}", key))
             except J1PError as exc:
                 if exc.transient:  # not the record's fault: fail the source, the cursor stays before it
                     raise
@@ -84,7 +84,7 @@ async def read_source(client: J1PClient, spec: PipelineSpec, state: KeysetState,
         return Batch(good, bad, page.fetched, page.stamp, page.id, page.seen_added, page.total)
 
     try:
-        async for page in keyset_pages(fetch_list, cursor, src["primary_key"], state, extra_filter=src.get("filter")):
+        async for page in keyset_pages(fetch_list, cursor, src.primary_key, state, extra_filter=src.filter):
             pending.append((page, [asyncio.ensure_future(detail(item)) for item in page.items]))
             while len(pending) > ahead:
                 yield await finish(*pending.popleft())

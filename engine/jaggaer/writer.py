@@ -32,9 +32,9 @@ from typing import Any
 
 import orjson
 
-from engine import db, ledger
 from engine.jaggaer.client import AuthFailed, J1PClient, J1PError, _Transient
 from engine.load.model import Attempt, LoadStats
+from engine.state import db, ledger
 
 COMPANY_PROFILES = "/j1p/api/public/ja/v1/companyprofiles"
 TARGET_ENTITY = "companyprofiles"

@@ -4,7 +4,7 @@ become ledger results.
 - `target_of(spec, mapping)` — where a pipeline writes in B1 and how its records are recognised there.
 - `operations(plan, target)` — the plan's creates and updates as `Operation`s (payloads keep the
   reserved `_key`/`_base` keys: the invoice linker reads `_base`, the loader strips both before sending).
-- `LedgerJournal` — the loader's journal over `engine.ledger`. The state file is never held open for a
+- `LedgerJournal` — the loader's journal over `engine.state.ledger`. The state file is never held open for a
   run: one writer thread opens it, writes a batch, closes it (DuckDB admits one writer per file, so an
   `audit` from another terminal gets in between batches). Intents are committed before their writes
   are sent; outcomes are buffered and written in batches (with the next intents, or every
@@ -24,7 +24,6 @@ from typing import Any
 
 import orjson
 
-from engine import db, ledger
 from engine.load.closed import has_content
 from engine.load.executor import Journal
 from engine.load.links import PoKeys
@@ -32,13 +31,16 @@ from engine.load.model import Action, Operation, Outcome, Status, Target
 from engine.mapping.core import CrosswalkEntry, strip_reserved
 from engine.plan import apply_patch, fingerprint
 from engine.sapb1.entities import entity_profile
+from engine.state import db, ledger
 
 LINES = "DocumentLines"
 
 
 def target_of(spec: Any, mapping: Any) -> Target:
-    profile = entity_profile(spec.target["entity"])
-    ref_field = spec.target.get("external_ref") or mapping.ref_field
+    """The loader's view of a pipeline's SAP B1 target: entity profile, and the reference field (the
+    pipeline's `external_ref`, else the mapping's)."""
+    profile = entity_profile(spec.target.entity)
+    ref_field = spec.target.external_ref or mapping.ref_field
     return Target(profile.entity_set, profile.key_field, ref_field, profile.lines_field)
 
 

@@ -18,11 +18,11 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 
 from engine.errors import ConfigError
 from engine.mapping import functions as fn
-from engine.mapping.core import ENV, find_project_root, resolve_schema_path
+from engine.mapping.core import ENV, find_project_root
 from engine.mapping.source import Lines, line_of, load_yaml_with_lines
 from engine.problems import Problem
 from engine.rules import RuleTable, load_rule_table
-from engine.schemas import format_schema
+from engine.schemas import format_schema, payload_schema_path
 
 CONFIG_KEYS = {"let", "fields", "when", "key"}
 
@@ -59,7 +59,7 @@ def check_mapping_data(
         problems.append(Problem(file, line_of(lines, ("target",)), "target", f"is {target!r}, but the pipeline writes {target_entity!r}"))
     schema: dict[str, Any] | None = None
     try:
-        schema = json.loads(resolve_schema_path(target, project_root).read_text())
+        schema = json.loads(payload_schema_path(target, project_root).read_text())
     except ConfigError as exc:
         problems.append(Problem(file, line_of(lines, ("target",)), "target", str(exc)))
     checker = _ExprChecker(file, lines, project_root, problems)

@@ -49,7 +49,7 @@ from engine.errors import ConfigError
 from engine.mapping import functions as fn
 from engine.mapping.source import Lines, line_of, load_yaml_with_lines
 from engine.rules import RuleTable, load_rule_tables
-from engine.schemas import project_schema
+from engine.schemas import payload_schema_path
 
 RESERVED_PREFIX = "_"
 Status = Literal["ok", "wait", "quarantine", "skip"]
@@ -314,16 +314,6 @@ def _load_schema(path: str, mtime: float) -> tuple[dict[str, Any], Any]:
     return schema, fastjsonschema.compile(schema)
 
 
-def resolve_schema_path(target: str, project_root: Path) -> Path:
-    """The payload schema of a mapping's target: the project's `schemas/sapb1/<X>` (`jaggaer:X`: `schemas/jaggaer/<X>`),
-    else the copy shipped with the engine (engine.schemas.project_schema)."""
-    folder, name = ("jaggaer", target.split(":", 1)[1]) if target.startswith("jaggaer:") else ("sapb1", target)
-    try:
-        return project_schema(project_root, f"{folder}/{name}.schema.json")
-    except ConfigError:
-        raise ConfigError(f"no payload schema for target {target!r}: expected schemas/{folder}/{name}.schema.json") from None
-
-
 def _max_lengths(schema: MappingABC) -> dict[str, Any]:
     """{prop: maxLength | nested dict for arrays/objects of objects}."""
     out: dict[str, Any] = {}
@@ -365,7 +355,7 @@ class MappingFile:
         self.root = b.block(None, data.get("fields") or {}, (), ("fields",))
         self.field_lengths: dict[str, int] = {str(k): int(v) for k, v in (data.get("field_lengths") or {}).items()}
         self.rule_names = sorted(rule_tables_used(self.all_exprs()))
-        self.schema_path = resolve_schema_path(self.target, project_root)
+        self.schema_path = payload_schema_path(self.target, project_root)
         self.schema, self._validate = _load_schema(str(self.schema_path), self.schema_path.stat().st_mtime)
         self.lengths = _max_lengths(self.schema)
         self.api_version = api_version

@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from engine.kinds import SapB1Source
 from engine.sapb1.client import SapB1Client
 from engine.sapb1.dates import parse_date
 from engine.sapb1.errors import ServiceLayerError
@@ -163,17 +164,13 @@ class ChangeSource:
     overlap_seconds: float = 60.0
 
     @classmethod
-    def from_spec(cls, source: Mapping[str, Any]) -> ChangeSource:
-        """From a pipeline's `source:` of kind sapb1 (schemas/pipeline.schema.json)."""
-        cursor = source.get("cursor") or {}
-        select = source.get("select")
-        if select:
-            # the key and the stamps are needed whatever the pipeline selects
-            wanted = [source["primary_key"], cursor.get("date_field", "UpdateDate"), cursor.get("time_field", "UpdateTime")]
-            select = tuple(dict.fromkeys([*wanted, *select]))
-        return cls(source["entity"], source["primary_key"], cursor.get("date_field", "UpdateDate"),
-                   cursor.get("time_field", "UpdateTime"), source.get("filter"), select,
-                   cursor.get("initial") or DEFAULT_INITIAL, float(cursor.get("overlap_seconds", 60)))
+    def from_source(cls, source: SapB1Source) -> ChangeSource:
+        """From a pipeline's typed `source:` of kind sapb1 (`engine.kinds.SapB1Source`)."""
+        select = source.select
+        if select:  # the key and the stamps are needed whatever the pipeline selects
+            select = tuple(dict.fromkeys([source.primary_key, source.date_field, source.time_field, *select]))
+        return cls(source.entity, source.primary_key, source.date_field, source.time_field, source.filter, select,
+                   source.initial or DEFAULT_INITIAL, source.overlap_seconds)
 
 
 @dataclass

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -70,6 +72,16 @@ def _verify_option(value: Any) -> bool | str:
     return text
 
 
+def _tls_context(verify_tls: bool | str) -> bool | ssl.SSLContext:
+    """httpx's `verify`: on or off, or a context trusting the CA bundle (a PEM file, or a directory of them)
+    the path names. Raises OSError / ssl.SSLError when the path cannot be loaded."""
+    if isinstance(verify_tls, bool):
+        return verify_tls
+    if Path(verify_tls).is_dir():
+        return ssl.create_default_context(capath=verify_tls)
+    return ssl.create_default_context(cafile=verify_tls)
+
+
 class SapB1Client:
     """An async client for one company on one Service Layer."""
 
@@ -99,7 +111,7 @@ class SapB1Client:
         self.batch_timeout = batch_timeout
         self.read_retry = read_retry
         self._http = httpx.AsyncClient(
-            verify=verify_tls,
+            verify=_tls_context(verify_tls),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
             limits=httpx.Limits(
                 max_connections=self.max_concurrency,

@@ -92,6 +92,7 @@ def run(root: str, names: list[str] | None, customer: str = "") -> RunResult:
     """Run the pipelines (in this process) and summarize; never raises for a run that went wrong."""
     from engine.errors import ConnectorError
     from engine.locks import RunLocked
+    from engine.project import load_project
     from engine.runner import run_pipelines
 
     requested = list(names or [])
@@ -101,7 +102,7 @@ def run(root: str, names: list[str] | None, customer: str = "") -> RunResult:
     client_log.addHandler(latencies)
     client_log.setLevel(logging.DEBUG)
     try:
-        report = run_pipelines(root, names or None, wait=0)
+        report = run_pipelines(load_project(root, names or None), names or None, wait=0)
         result = summarize(report, requested)
     except RunLocked as exc:
         result = RunResult("busy", requested, exitcodes.BUSY, message=redact(str(exc)))

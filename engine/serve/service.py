@@ -393,7 +393,7 @@ class Serve:
         from engine.sapb1.url import ServiceRoot
 
         sub = self.subscriptions[worker.customer.id]
-        project = load_project(worker.customer.root)
+        project = load_project(worker.customer.root, with_pipelines=False)
         profile = dict(project.connection(sub["connection"]))
         root = ServiceRoot.parse(str(profile["service_root"]))
         profile["service_root"] = root.origin + "/b1s/v2"  # webhooks are a v2 API

@@ -102,15 +102,14 @@ def load_customer(customer: Customer, *, default_every: float | None = None) -> 
     run actually runs is `run_pipelines`' business. Problems (an invalid project file or spec, a bad
     schedule) are collected, not raised: that customer is not served, the others are. Mapping files are
     not checked here: a broken mapping fails that pipeline's runs, which are retried and reported."""
-    from engine.project import check_project_file
-    from engine.spec import check_project
+    from engine.project import check_project
 
     plan = CustomerPlan(customer)
-    project, _ = check_project_file(customer.root)
-    specs, problems = check_project(customer.root, check_mappings=False)  # the project file's problems too
+    project, problems = check_project(customer.root, check_mappings=False)  # the project file's problems too
     plan.problems += [str(p) for p in problems]
     if project is None or plan.problems:
         return plan
+    specs = project.pipelines
     connections = set()
     for spec in specs:
         try:
@@ -120,11 +119,9 @@ def load_customer(customer: Customer, *, default_every: float | None = None) -> 
             continue
         entities = []
         for part in (spec.target, spec.source):  # what it writes, then what it reads, in SAP B1
-            connection = part.get("connection")
-            kind = (project.connections.get(connection) or {}).get("kind") if connection else None
-            if kind == "sapb1" and part.get("entity"):
-                entities.append(part["entity"])
-                connections.add(connection)
+            if part.kind == "sapb1":
+                entities.append(part.endpoint)
+                connections.add(part.connection)
         plan.pipelines.append(ScheduledPipeline(spec.name, schedule, tuple(dict.fromkeys(entities))))
     if len(connections) == 1:
         plan.sapb1_connection = next(iter(connections))
@@ -149,7 +146,7 @@ def register_secrets(customer: Customer, connection_names: Iterable[str] | None 
 
     unresolved = []
     try:
-        project = load_project(customer.root)
+        project = load_project(customer.root, with_pipelines=False)
     except ConnectorError:
         return ["*"]
     for name in connection_names if connection_names is not None else project.connections:

@@ -1,7 +1,7 @@
 """Static code lists of the demo tenant: GL accounts, cost centres, commodities, items, places.
 
-The accounts and cost centres are the subset the SAP B1 simulator's demo chart of accounts and
-distribution rules contain, so the engine's mapping rules can map every generated line. Commodity
+The accounts and cost centres are the demo company's (`simulators.company`), which the SAP B1
+simulator holds as its chart of accounts and distribution rules, so the engine's mapping rules can map every generated line. Commodity
 codes are UNSPSC-like and each one belongs to one account, so rule tables keyed on the commodity
 make sense.
 """
@@ -10,26 +10,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-ACCOUNTS: dict[str, str] = {
-    "510000": "Raw materials",
-    "520000": "Packaging",
-    "612000": "Repairs and maintenance",
-    "613000": "Tools and consumables",
-    "620000": "Freight in",
-    "640000": "IT services",
-    "650000": "Professional services",
-    "710000": "Office supplies",
-}
+from simulators.company import COST_CENTRES as COMPANY_COST_CENTRES
+from simulators.company import EXPENSE_ACCOUNTS
 
-COST_CENTRES: dict[str, str] = {
-    "PLANT1": "Plant 1 production",
-    "PLANT2": "Plant 2 production",
-    "MAINT": "Maintenance",
-    "QA": "Quality assurance",
-    "LOGIST": "Logistics",
-    "ADMIN": "Administration",
-    "IT": "Information technology",
-}
+ACCOUNTS: dict[str, str] = EXPENSE_ACCOUNTS
+COST_CENTRES: dict[str, str] = COMPANY_COST_CENTRES
 
 # A GL account that is NOT in the B1 demo chart (data-quality wart, only with `dirty_data_rate`).
 UNKNOWN_ACCOUNT = ("999999", "Legacy clearing account")

@@ -620,20 +620,25 @@ class Rules:
                 self.store.put("DistributionRules", key, rule)
         return record
 
-    def _patch_generic(self, eset: EntitySet, key: tuple, record: dict[str, Any], sent: dict[str, Any],
-                       replace: bool) -> None:
+    def _set_fields(self, type_name: str, record: dict[str, Any], sent: dict[str, Any], replace: bool) -> None:
+        """§8.2: a collection's members are appended (PUT: replaced), a complex property merged, the rest set."""
         for name, value in sent.items():
-            prop = self.schema.types[eset.type_name].props.get(name)
+            prop = self.schema.types[type_name].props.get(name)
             if prop is not None and prop.kind == "coll":
-                if eset.kind == "bp" and name == "BPAddresses":
-                    self._merge_addresses(eset, key, record, value, replace)
-                else:
-                    members = [self.fill_member(prop.elem or "", m) for m in value]
-                    record[name] = members if replace else record[name] + members
+                members = [self.fill_member(prop.elem or "", m) for m in value]
+                record[name] = members if replace else record[name] + members
             elif prop is not None and prop.kind == "complex":
                 record[name] = {**record.get(name, {}), **value}
             else:
                 record[name] = value
+
+    def _patch_generic(self, eset: EntitySet, key: tuple, record: dict[str, Any], sent: dict[str, Any],
+                       replace: bool) -> None:
+        addresses = sent.get("BPAddresses") if eset.kind == "bp" else None
+        self._set_fields(eset.type_name, record, {k: v for k, v in sent.items() if k != "BPAddresses" or addresses is None},
+                         replace)
+        if addresses is not None:
+            self._merge_addresses(eset, key, record, addresses, replace)
         if eset.kind == "bp":
             self._check_bp_refs(record)
             self._bp_address_defaults(record, sent)
@@ -680,15 +685,7 @@ class Rules:
             raise E.field_locked(f"[{eset.table}.{self._column('Document', locked[0])}]")
         if locked and record["DocumentStatus"] != "bost_Open":
             raise E.business(E.MSG_DOC_CLOSED)
-        for name, value in sent.items():
-            prop = self.schema.types["Document"].props.get(name)
-            if prop is not None and prop.kind == "coll":
-                members = [self.fill_member(prop.elem or "", m) for m in value]
-                record[name] = members if replace else record[name] + members
-            elif prop is not None and prop.kind == "complex":
-                record[name] = {**record.get(name, {}), **value}
-            else:
-                record[name] = value
+        self._set_fields("Document", record, sent, replace)
         self._check_header(record, eset.table)
         self._check_numatcard(eset, record, own_key=key[0])
         if lines_sent is not None:

@@ -1,4 +1,4 @@
-"""Demo company data (`--seed demo`): the constants the JAGGAER simulator and the tests share.
+"""Demo company data (`--seed demo`): the master data of the demo company (`simulators.company`) and more.
 
 Plain importable constants so other parts (the JAGGAER simulator's GL accounts and cost centres,
 the mappings, the tests) agree with what B1 holds. Codes are plain, not `_SYS...` internal codes.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulators.company import ACCOUNTS, COST_CENTRES
+
 # (Code, Name, postable?) -- title accounts are not postable (`ActiveAccount` tNO).
 DEMO_TITLE_ACCOUNTS: list[tuple[str, str]] = [
     ("100000", "Assets"),
@@ -16,32 +18,13 @@ DEMO_TITLE_ACCOUNTS: list[tuple[str, str]] = [
     ("600000", "Operating expenses"),
     ("700000", "Administrative expenses"),
 ]
-DEMO_ACCOUNTS: dict[str, str] = {
-    "140000": "Inventory",
-    "210000": "Accounts payable",
-    "510000": "Raw materials",
-    "520000": "Packaging",
-    "612000": "Repairs and maintenance",
-    "613000": "Tools and consumables",
-    "620000": "Freight in",
-    "640000": "IT services",
-    "650000": "Professional services",
-    "710000": "Office supplies",
-}
+DEMO_ACCOUNTS: dict[str, str] = ACCOUNTS
 DEMO_EXPENSE_ACCOUNTS = [code for code in DEMO_ACCOUNTS if code[0] in "567"]
 STOCK_ACCOUNT = "140000"
 AP_CONTROL_ACCOUNT = "210000"
 
 # Dimension 1: cost centres (profit centres, each with its direct distribution rule).
-DEMO_COST_CENTERS: dict[str, str] = {
-    "PLANT1": "Plant 1 production",
-    "PLANT2": "Plant 2 production",
-    "MAINT": "Maintenance",
-    "QA": "Quality assurance",
-    "LOGIST": "Logistics",
-    "ADMIN": "Administration",
-    "IT": "Information technology",
-}
+DEMO_COST_CENTERS: dict[str, str] = COST_CENTRES
 # Dimension 2: departments.
 DEMO_DEPARTMENTS: dict[str, str] = {"PROD": "Production", "SALES": "Sales", "FIN": "Finance"}
 # A shared (non-direct) rule in dimension 1 and an inactive one for negative tests.

@@ -10,13 +10,14 @@ import json
 import sys
 
 from engine.locks import RunLocked
+from engine.project import load_project
 from engine.runner import run_pipelines
 
 
 def main() -> int:
     root, wait = sys.argv[1], float(sys.argv[2])
     try:
-        report = run_pipelines(root, wait=wait)
+        report = run_pipelines(load_project(root), wait=wait)
     except RunLocked as exc:
         print(json.dumps({"locked": str(exc)}))
         return 3

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from engine import db, ledger
+from engine.state import db, ledger
 from simulators.sapb1 import start_simulator
 
 

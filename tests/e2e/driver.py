@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine import db, ledger
 from engine.load import Loader, LoadStats, Operation, RetryPolicy, Target
 from engine.load.bridge import LedgerJournal, operations
 from engine.load.slport import SlPort
 from engine.plan import PlanItem, compare
 from engine.runner import _retry_setup
 from engine.sapb1 import SapB1Client, ensure_user_field
+from engine.state import db, ledger
 
 PIPELINE = "purchase_orders"
 TARGET = Target("PurchaseOrders", "DocEntry", "U_JaggaerRef", "DocumentLines")

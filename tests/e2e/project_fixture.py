@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.project import load_project
 from engine.runner import RunReport, replay_failed, run_pipelines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,10 +57,10 @@ class Stack:
         return self.root / "var" / "state.duckdb"
 
     def run(self, names: list[str] | None = None, **kwargs: Any) -> RunReport:
-        return run_pipelines(self.root, names, environ=self.environ, **kwargs)
+        return run_pipelines(load_project(self.root, names, environ=self.environ), names, **kwargs)
 
     def replay(self, **kwargs: Any) -> RunReport | None:
-        return replay_failed(self.root, environ=self.environ, **kwargs)
+        return replay_failed(load_project(self.root, environ=self.environ), **kwargs)
 
     def cli(self, *argv: str) -> tuple[int, str]:
         """`ml-connector ARGV... --project ROOT` in-process: (exit code, stdout)."""

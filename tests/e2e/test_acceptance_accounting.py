@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 
-from engine import db
+from engine.state import db
 from tests.e2e.project_fixture import start_stack
 
 # ledger status of each run-report outcome (found: an existing B1 record adopted; unchanged: nothing to send)

@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from engine import db, ledger
+from engine.state import db, ledger
 from tests.e2e.project_fixture import po_lines, start_stack
 from tests.e2e.test_unattended import start_run
 
@@ -57,7 +57,7 @@ def stale_orders(stack) -> list[str]:
 
 def explain_stale(stack, refs: list[str]) -> None:
     """What each layer holds for a stale order: JAGGAER, staging, ledger, B1, and its events."""
-    from engine.staging import iter_staged
+    from engine.state.staging import iter_staged
 
     jag = {str(po["header"]["purchaseOrderId"]): po for po in stack.jag.purchase_orders()}
     b1 = {d["U_JaggaerRef"]: d for d in stack.b1.entities("PurchaseOrders") if d.get("U_JaggaerRef")}

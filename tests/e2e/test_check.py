@@ -34,7 +34,7 @@ def stack(tmp_path, monkeypatch):
 
 
 def check(stack, *names: str, **environ: str) -> dict[str, ConnectionCheck]:
-    project = replace(load_project(stack.root), environ={**stack.environ, **environ})
+    project = replace(load_project(stack.root, with_pipelines=False), environ={**stack.environ, **environ})
     return {r.name: r for r in asyncio.run(check_connections(project, list(names) or None))}
 
 
@@ -105,7 +105,7 @@ class Rendezvous(httpx.AsyncBaseTransport):
 
 
 def test_connections_are_checked_concurrently(stack):
-    project = replace(load_project(stack.root), environ=stack.environ)
+    project = replace(load_project(stack.root, with_pipelines=False), environ=stack.environ)
 
     async def both() -> list[ConnectionCheck]:
         b1, jag = asyncio.Event(), asyncio.Event()
@@ -246,7 +246,7 @@ def test_a_user_without_authorisation_to_read_user_fields_or_codes(stack):
             return httpx.Response(204)
         return httpx.Response(403, json={"error": {"code": 804, "message": "No authorization"}})
 
-    project = replace(load_project(stack.root), environ=stack.environ)
+    project = replace(load_project(stack.root, with_pipelines=False), environ=stack.environ)
     [result] = asyncio.run(check_connections(project, ["sapb1"], transports={"sapb1": httpx.MockTransport(service_layer)}))
     assert sorted(codes(result)) == ["reference_codes_unreadable", "user_fields_unreadable"]
     unreadable = next(f for f in result.errors if f.code == "user_fields_unreadable")
@@ -254,7 +254,7 @@ def test_a_user_without_authorisation_to_read_user_fields_or_codes(stack):
 
 
 def test_an_unknown_connection_and_one_failing_system_do_not_stop_the_others(stack):
-    project = replace(load_project(stack.root), environ={**stack.environ, "SAPB1_PASSWORD": "wrong-Secret-9"})
+    project = replace(load_project(stack.root, with_pipelines=False), environ={**stack.environ, "SAPB1_PASSWORD": "wrong-Secret-9"})
     results = asyncio.run(check_connections(project, ["nope", "jaggaer", "sapb1"]))
     assert [(r.name, r.ok) for r in results] == [("nope", False), ("jaggaer", True), ("sapb1", False)]
     assert codes(results[0]) == ["config"] and codes(results[2]) == ["credentials"]

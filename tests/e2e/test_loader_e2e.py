@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from engine import db, ledger
 from engine.load.slport import SlPort
+from engine.state import db, ledger
 from tests.e2e import driver
 from tests.e2e.conftest import assert_exactly_once, b1_refs
 from tests.e2e.driver import purchase_order, sync

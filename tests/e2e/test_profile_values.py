@@ -18,5 +18,5 @@ def test_verify_tls_from_the_environment_works_for_check_and_run(tmp_path):
         environ = {**stack.environ, "SAPB1_VERIFY_TLS": "false"}
         project = replace(load_project(stack.root), environ=environ)
         assert all(c.ok for c in asyncio.run(check_connections(project))), "check passes"
-        report = run_pipelines(stack.root, environ=environ)
+        report = run_pipelines(load_project(stack.root, environ=environ))
         assert report.aborted is None and report.writes > 0, "run passes too"

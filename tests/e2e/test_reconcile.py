@@ -17,10 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import db
 from engine.locks import RunLocked, run_locks
-from engine.reconcile import drift_rows, reconcile
-from engine.staging import iter_staged
+from engine.project import load_project
+from engine.reconcile import reconcile
+from engine.state import db
+from engine.state.drift import rows as drift_rows
+from engine.state.staging import iter_staged
 from tests.e2e.project_fixture import start_stack
 
 
@@ -64,7 +66,7 @@ def test_a_clean_sync_reconciles_clean_with_one_read_per_entity_set_and_no_write
         assert any(d["DocumentStatus"] == "bost_Close" for d in docs.values())
         before = stack.writes()
 
-        result = reconcile(stack.root, environ=stack.environ)
+        result = reconcile(load_project(stack.root, environ=stack.environ))
 
         assert result.clean and result.findings == [] and result.fix is None
         checked = {c.name: (c.entity, c.b1_records, c.ledger_keys) for c in result.pipelines}
@@ -85,7 +87,7 @@ def test_a_clean_sync_reconciles_clean_with_one_read_per_entity_set_and_no_write
 
         with run_locks(stack.state):  # a run holds the project: reconcile does not race it
             with pytest.raises(RunLocked):
-                reconcile(stack.root, environ=stack.environ)
+                reconcile(load_project(stack.root, environ=stack.environ))
             assert cli(stack, monkeypatch)[0] == 6
 
 
@@ -110,7 +112,7 @@ def test_each_kind_of_drift_is_found_and_fix_patches_the_changed_quantity_back(t
         refs = {name: doc["U_JaggaerRef"] for name, doc in (("edited", edited), ("closed", closed), ("unref", unref))}
         before = stack.writes()
 
-        result = reconcile(stack.root, environ=stack.environ)
+        result = reconcile(load_project(stack.root, environ=stack.environ))
 
         assert stack.writes() == before  # reads only
         assert kinds(result) == {("changed_in_b1", refs["edited"]): "purchase_orders",
@@ -141,7 +143,7 @@ def test_each_kind_of_drift_is_found_and_fix_patches_the_changed_quantity_back(t
         assert code == 1 and all(kind in out for kind in ("changed_in_b1 (2)", "closed_in_b1 (1)", "missing_in_b1 (1)",
                                                           "unknown_to_ledger (1)"))
 
-        fixed = reconcile(stack.root, environ=stack.environ, fix=True)
+        fixed = reconcile(load_project(stack.root, environ=stack.environ), fix=True)
         after = stack.writes()
 
         assert {(f.kind, f.pipeline): f.fix for f in fixed.findings} == {
@@ -163,7 +165,7 @@ def test_each_kind_of_drift_is_found_and_fix_patches_the_changed_quantity_back(t
         history = stack.audit("history", refs["edited"])
         assert any(e["action"] == "reconcile" and e["outcome"] == "rebased" for e in history)
 
-        again = reconcile(stack.root, environ=stack.environ)
+        again = reconcile(load_project(stack.root, environ=stack.environ))
         assert kinds(again) == {("closed_in_b1", refs["closed"]): "purchase_orders",
                                 ("unknown_to_ledger", "TYPED-BY-HAND-1"): "purchase_orders",
                                 ("changed_in_b1", supplier["U_JaggaerRef"]): "suppliers"}
@@ -177,19 +179,19 @@ def test_fix_adopts_a_record_the_ledger_lost_without_writing(tmp_path):
         with db.connect(stack.state) as conn:  # a ledger row lost (e.g. a state file restored from an old backup)
             conn.execute("DELETE FROM ledger WHERE pipeline = 'purchase_orders' AND external_ref = ?", [ref])
 
-        result = reconcile(stack.root, ["purchase_orders"], environ=stack.environ)
+        result = reconcile(load_project(stack.root, environ=stack.environ), ["purchase_orders"])
         assert kinds(result) == {("unknown_to_ledger", ref): "purchase_orders"}
         assert result.findings[0].details["adoptable"] and result.findings[0].target_key == str(doc["DocEntry"])
 
         before = stack.writes()
-        fixed = reconcile(stack.root, ["purchase_orders"], environ=stack.environ, fix=True)
+        fixed = reconcile(load_project(stack.root, environ=stack.environ), ["purchase_orders"], fix=True)
         assert [f.fix for f in fixed.findings] == ["adopted"]
         assert fixed.fix.writes == 0 and stack.writes() == before
         assert sum(p.stats.adopted for p in fixed.fix.run.pipelines) == 1
         row = sql(stack, "SELECT status, target_key FROM ledger WHERE pipeline = 'purchase_orders' "
                   "AND external_ref = ?", ref)
         assert row == [("synced", str(doc["DocEntry"]))]
-        assert reconcile(stack.root, environ=stack.environ).clean
+        assert reconcile(load_project(stack.root, environ=stack.environ)).clean
 
 
 def test_compare_names_the_fields_lines_and_amounts_b1_holds_differently():

@@ -27,9 +27,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine import db, ledger
 from engine.locks import hold, project_lock_path
 from engine.serve.webhooks import WebhookAuth, sign
+from engine.state import db, ledger
 from tests.e2e.project_fixture import Stack, copy_project, po_lines, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import db, ledger
+from engine.project import load_project
+from engine.state import db, ledger
 from tests.e2e.project_fixture import Stack, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,8 +270,8 @@ def test_a_webhook_nudge_pulls_b1_changes_to_jaggaer_alone(stack):
     a = pick(stack, 1)[0]
     patch_b1(stack, partner(stack, a["bravoId"])["CardCode"], {"EmailAddress": "nudged@b1.example"})
     b1_before = stack.writes()
-    assert write_back_pipelines(stack.root) == ["suppliers_to_jaggaer"]
-    report = pull_b1_changes(stack.root, environ=stack.environ)
+    assert write_back_pipelines(load_project(stack.root)) == ["suppliers_to_jaggaer"]
+    report = pull_b1_changes(load_project(stack.root, environ=stack.environ))
     assert report.ok and [p.name for p in report.pipelines] == ["suppliers_to_jaggaer"]
     assert sellers(stack)[a["bravoId"]]["bizEmail"] == "nudged@b1.example"
     assert stack.writes() == b1_before, "nothing written to SAP B1"

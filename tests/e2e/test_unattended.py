@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import db, ledger
+from engine.state import db, ledger
 from tests.e2e.project_fixture import Stack, copy_project, po_lines, start_stack
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engine import audit, db, ledger
 from engine.cli import main
 from engine.errors import ConfigError
+from engine.state import audit, db, ledger
 
 EVIL = "red \x1b[31mALERT\x1b[0m nul \x00 bell \x07 csi \x9b2J tab\there\r\nnext"
 

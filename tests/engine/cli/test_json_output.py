@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from engine import db, ledger
 from engine.cli import main
 from engine.mapping import Lookups, load_mapping
 from engine.plan import fingerprint
+from engine.state import db, ledger
 from tests.e2e.project_fixture import start_stack
 from tests.engine.plan.test_plan_cli import ROOT, fixture_record, stage
 

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import db
 from engine.extract import extract_b1_pipeline, extract_pipelines, load_b1_cursor
 from engine.project import load_project
 from engine.sapb1.changes import (
@@ -23,8 +22,8 @@ from engine.sapb1.changes import (
     read_changes,
     stamp_of,
 )
-from engine.spec import load_pipelines
-from engine.staging import iter_staged
+from engine.state import db
+from engine.state.staging import iter_staged
 
 PROJECT = """\
 project: test
@@ -274,7 +273,7 @@ def test_against_the_simulator_first_read_then_only_changes(tmp_path: Path, sim)
 
 def test_a_crash_before_the_cursor_is_stored_loses_nothing(tmp_path: Path, sim, monkeypatch) -> None:  # noqa: ANN001
     project = make_project(tmp_path, sim.service_root("v2"), commit_every=2)
-    [spec] = load_pipelines(tmp_path, ["suppliers_to_jaggaer"], check_mappings=False)
+    spec = load_project(tmp_path, ["suppliers_to_jaggaer"], check_mappings=False).pipeline("suppliers_to_jaggaer")
     for i in range(4):
         b1_create(sim, f"V2000{i}")
     import engine.extract as extract_module

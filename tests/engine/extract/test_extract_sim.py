@@ -17,7 +17,7 @@ import pytest
 
 from engine.extract import ExtractResult, extract_pipelines
 from engine.project import Project, load_project
-from engine.staging import iter_staged, staged_count
+from engine.state.staging import iter_staged, staged_count
 
 from .conftest import PO_SCHEMA
 
@@ -169,6 +169,7 @@ def test_list_returncode_error_fails_only_that_source(sim, tmp_path: Path) -> No
     project = make_project(tmp_path)
     spec = tmp_path / "pipelines" / "invoices.yaml"
     spec.write_text(spec.read_text().replace("filter: workflowStatus==Completed", "filter: workflowState==Completed"))
+    project = load_project(tmp_path)  # the project is loaded once per command: load the edited one
     results = run(project)
     assert not results["invoices"].ok
     assert "returnCode 2: Invalid filter field: workflowState" in results["invoices"].error

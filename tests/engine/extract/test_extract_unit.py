@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from engine.extract import extract_pipelines
-from engine.staging import iter_staged, staged_count
+from engine.state.staging import iter_staged, staged_count
 
 from .conftest import make_project
 from .fake_j1p import FakeJ1P, stamp
@@ -177,13 +177,13 @@ def test_a_commit_does_not_keep_its_records_in_memory(tmp_path: Path) -> None:
     import weakref
 
     from engine.extract import Stager, _gc_for_streaming
-    from engine.spec import load_pipelines
+    from engine.project import load_project
 
     class Chunk(dict):  # a dict that can be watched with a weak reference
         pass
 
     project = make_project(tmp_path)
-    spec = next(s for s in load_pipelines(project.root, ["purchase_orders"], check_mappings=False)
+    spec = next(s for s in load_project(project.root, ["purchase_orders"], check_mappings=False).pipelines
                 if s.name == "purchase_orders")
     stager = Stager(project, spec)
     refs = []
@@ -227,10 +227,10 @@ def test_a_load_package_left_by_a_killed_run_never_swallows_the_next_commit(tmp_
     """dlt's `run` loads a pending package and returns without the data it was given: a package left by a
     process killed inside dlt must not make the next commit stage nothing while its cursor moves on."""
     from engine.extract import Stager
-    from engine.spec import load_pipelines
+    from engine.project import load_project
 
     project = make_project(tmp_path)
-    [spec] = load_pipelines(project.root, ["purchase_orders"], check_mappings=False)
+    spec = load_project(project.root, ["purchase_orders"], check_mappings=False).pipeline("purchase_orders")
     Stager(project, spec).load({"0": ("2023-01-01T00:00:00.000Z", '{"v": "zero"}')})  # an earlier run
     killed = Stager(project, spec)
     old = pa_table({"1": ("2024-01-01T00:00:00.000Z", '{"v": "old"}')})

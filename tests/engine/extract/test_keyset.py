@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from engine.jaggaer.keyset import KeysetState, format_ms, keyset_pages, stamp_ms
-from engine.spec import JaggaerCursor
+from engine.kinds import JaggaerCursor
 
 CURSOR = JaggaerCursor(filter_key="LASTMODTIME", field="returnCompanyInfo.lastModTime", tiebreak_key="BRAVOID",
                        overlap_seconds=60)

@@ -8,9 +8,9 @@ import json
 import duckdb
 import pytest
 
-from engine import audit, db, ledger
 from engine.errors import ConfigError
-from engine.ledger import Intent, Mark, Result
+from engine.state import audit, db, ledger
+from engine.state.ledger import Intent, Mark, Result
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_runs_and_audit_named_queries_on_a_read_only_connection(state):
         ledger.record_result(conn, "run-1", [Result("purchase_orders", "1", "create", "failed", b1_code="-10",
                                                     b1_message="Base document card and target document card do not match.")])
         ledger.finish_run(conn, "run-1", {"created": 0, "failed": 1})
-        from engine import quarantine
+        from engine.state import quarantine
         quarantine.add(conn, [quarantine.QuarantinedRecord("purchase_orders", "9", "map", "unmapped GL account 999999")])
     runs = audit.audit(state, "runs")
     assert runs.rows[0][0] == "run-1" and json.loads(runs.rows[0][5]) == {"created": 0, "failed": 1}

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from engine import db, ledger
 from engine.load import Action, Loader, MemoryJournal, Operation, RetryPolicy, Status, Target
 from engine.load.bridge import LedgerJournal, operations
 from engine.plan import PlanItem, apply_patch, compare, fingerprint
+from engine.state import db, ledger
 from tests.engine.load.fakes import FakeB1, FakeError
 
 ORDERS = Target("PurchaseOrders", "DocEntry", "U_JaggaerRef", "DocumentLines")

@@ -4,8 +4,8 @@ the record or the mapping changes — and planned normally once it is no longer 
 
 from __future__ import annotations
 
-from engine import audit, db, ledger
-from engine.plan import plan_hashes
+from engine.state import audit, db, ledger
+from engine.state.planning import plan_hashes
 from tests.engine.load.fakes import FakeB1
 from tests.engine.load.test_pipeline_run import load, pipeline
 from tests.engine.plan.test_changed_only import stage

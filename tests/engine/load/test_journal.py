@@ -8,9 +8,9 @@ import json
 import subprocess
 import sys
 
-from engine import db, ledger
 from engine.load import Loader, Operation, RetryPolicy
 from engine.load.bridge import LedgerJournal
+from engine.state import db, ledger
 from tests.engine.load.fakes import FakeB1, FakeError
 from tests.engine.load.test_executor import TARGET, creates
 
@@ -66,7 +66,7 @@ def test_every_attempt_is_an_event_with_b1s_status_body_and_duration(tmp_path):
 
 READER = """
 import sys, time
-from engine import db
+from engine.state import db
 with db.connect(sys.argv[1], read_only=True, wait_seconds=60) as conn:
     print(conn.execute("SELECT count(*) FROM events").fetchone()[0])
 """

@@ -7,8 +7,9 @@ import asyncio
 import json
 from types import SimpleNamespace
 
-from engine import db, ledger, quarantine
+from engine.kinds import SapB1Target
 from engine.runner import PipelineRun
+from engine.state import db, ledger, quarantine
 from tests.engine.load.fakes import FakeB1
 from tests.engine.plan.test_changed_only import stage
 from tests.engine.plan.test_plan import MAPPING, order
@@ -26,7 +27,7 @@ def pipeline(project, tmp_path):
         ledger.upgrade_tables(conn)
         quarantine.ensure_table(conn)
     spec = SimpleNamespace(name="purchase_orders", mapping="mappings/po.yaml",
-                           target={"connection": "sapb1", "entity": "PurchaseOrders", "external_ref": "U_JaggaerRef"})
+                           target=SapB1Target("sapb1", "PurchaseOrders", "U_JaggaerRef"))
     return SimpleNamespace(root=project.root), spec, state
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from engine import db, ledger
-from engine.plan import plan_pipeline
+from engine.state import db, ledger
+from engine.state.planning import plan_pipeline
 from tests.engine.plan.test_plan import MAPPING, order
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine import db, ledger
 from engine.cli import main
-from engine.cli.plan import build_plan
 from engine.mapping import load_mapping
 from engine.plan import fingerprint
+from engine.preview import preview_plan
+from engine.project import load_project
+from engine.state import db, ledger
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "mappings" / "fixtures"
@@ -42,13 +43,13 @@ def state(tmp_path):
 
 def test_plan_assumes_planned_suppliers_for_dependants_and_writes_nothing(state):
     before = state.read_bytes()
-    plan = build_plan(ROOT, ["suppliers", "purchase_orders"], state=state)
+    plan = preview_plan(load_project(ROOT), ["suppliers", "purchase_orders"], state=state)
     assert plan.counts("suppliers")["create"] == 1
     assert plan.counts("purchase_orders")["create"] == 1  # its supplier is planned in the same run
     assert state.read_bytes() == before
     with db.connect(state) as conn:
         conn.execute('DELETE FROM staging."suppliers"')
-    alone = build_plan(ROOT, ["purchase_orders"], state=state)  # named pipelines bring their dependencies
+    alone = preview_plan(load_project(ROOT), ["purchase_orders"], state=state)  # named pipelines bring their dependencies
     assert alone.counts("purchase_orders")["wait"] == 1
     assert "waiting for suppliers" in alone.of("wait")[0].reason
 

@@ -10,10 +10,11 @@ import httpx
 import orjson
 import pytest
 
-from engine import db, ledger, secrets
+from engine import secrets
 from engine.jaggaer.client import JaggaerSettings, TokenProvider
-from engine.ledger import Intent, Result
 from engine.sapb1.client import SapB1Client
+from engine.state import db, ledger
+from engine.state.ledger import Intent, Result
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjb25uZWN0b3IifQ.c2lnbmF0dXJl"
 

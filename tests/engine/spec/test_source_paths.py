@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from engine.spec import check_project, list_schema_path
+from engine.project import check_project
+from engine.spec import list_schema_path
 
 from .conftest import REPO, edit, line_of
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from engine.kinds import JaggaerTarget, SapB1Source
 from engine.problems import Problem
-from engine.spec import check_project, load_pipelines, order_by_dependencies
+from engine.project import check_project, load_project, order_by_dependencies
 
 from .conftest import edit, line_of
 
@@ -24,7 +25,7 @@ def test_shipped_project_is_valid(project: Path, capsys: pytest.CaptureFixture[s
     assert main(["validate", "--project", str(project)]) == 0
     out = capsys.readouterr().out
     assert "4 pipeline(s) valid" in out
-    specs = load_pipelines(project)
+    specs = load_project(project).pipelines
     names = [s.name for s in specs]
     assert names.index("suppliers") < names.index("purchase_orders") < names.index("invoices")
 
@@ -146,8 +147,10 @@ def test_mapping_checker_is_called_with_target_entity(project: Path, monkeypatch
     fake.check_mapping_file = check_mapping_file  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "engine.mapping", fake)
     problems = problems_of(project, "suppliers")
-    assert calls == [("supplier.yaml", "BusinessPartners")]
-    assert problems == ["mappings/supplier.yaml:3: fields.CardCode: unknown filter 'uper'"]
+    # a run of `suppliers` loads its pair's other half too: its mapping (to a J1P resource) is checked as well
+    assert calls == [("supplier.yaml", "BusinessPartners"), ("supplier_to_jaggaer.yaml", None)]
+    assert problems == ["mappings/supplier.yaml:3: fields.CardCode: unknown filter 'uper'",
+                        "mappings/supplier_to_jaggaer.yaml:3: fields.CardCode: unknown filter 'uper'"]
 
 
 def test_all_problems_reported_at_once_and_exit_code(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,17 +165,33 @@ def test_all_problems_reported_at_once_and_exit_code(project: Path, capsys: pyte
 
 
 def test_writeback_spec_polls_b1(project: Path) -> None:
-    spec = next(s for s in load_pipelines(project) if s.name == "suppliers_to_jaggaer")
-    assert spec.source_kind == "sapb1"
-    assert spec.source["cursor"] == {"date_field": "UpdateDate", "time_field": "UpdateTime", "overlap_seconds": 60}
-    assert spec.target == {"connection": "jaggaer", "resource": "companyprofiles"}
+    spec = load_project(project).pipeline("suppliers_to_jaggaer")
+    assert isinstance(spec.source, SapB1Source) and spec.source.kind == "sapb1"
+    assert (spec.source.date_field, spec.source.time_field, spec.source.overlap_seconds) == ("UpdateDate", "UpdateTime", 60)
+    assert spec.target == JaggaerTarget(connection="jaggaer", resource="companyprofiles")
+    assert spec.pair is not None and spec.pair.with_pipeline == "suppliers"
 
 
 def test_order_by_dependencies() -> None:
-    from engine.spec import PipelineSpec
+    from engine.kinds import SapB1Target
+    from engine.spec import Pipeline
 
-    def s(name: str, *deps: str) -> PipelineSpec:
-        return PipelineSpec(name, Path(name), {}, "", {}, deps)
+    def s(name: str, *deps: str) -> Pipeline:
+        source = SapB1Source("b1", "BusinessPartners", "CardCode")
+        return Pipeline(name, Path(name), source, "", SapB1Target("b1", "BusinessPartners", "U_Ref"), deps)
 
     ordered = [x.name for x in order_by_dependencies([s("c", "b"), s("a"), s("b", "a")])]
     assert ordered == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(("schedule", "field", "message"), [
+    ('  cron: "0 25 * * *"', "schedule.cron", "the last value (25) is higher than the maximum value (23)"),
+    ("  every: 0.1s", "schedule.every", "a cadence of '0.1s' is too short"),
+    ("  every: 5m\n  timezone: Mars/Olympus", "schedule.timezone", "unknown time zone 'Mars/Olympus'"),
+])
+def test_a_schedule_serve_would_refuse_is_reported_by_validate(project: Path, schedule: str, field: str,
+                                                               message: str) -> None:
+    f = project / "pipelines" / "purchase_orders.yaml"
+    edit(f, "  every: 5m", schedule)
+    [problem] = problems_of(project, "purchase_orders")
+    assert problem.startswith("pipelines/purchase_orders.yaml:") and f": {field}: " in problem and message in problem

@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engine import db
 from engine.cli import main
+from engine.state import db
 
 REPO = Path(__file__).resolve().parents[3]
 

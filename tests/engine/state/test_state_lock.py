@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import db
+from engine.state import db
 
 HOLD = """
 import sys, time, duckdb

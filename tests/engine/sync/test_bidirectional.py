@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.bidirectional import FieldPair, Pair, Rules, Sides, load_pairs
+from engine.bidirectional import Rules, Sides
 from engine.errors import ConfigError
+from engine.pairs import FieldPair, Pair, load_pairs
+from engine.project import check_project, load_project
 
 REPO = Path(__file__).resolve().parents[3]
 EMAIL = FieldPair("bizEmail", "EmailAddress")
@@ -164,7 +166,7 @@ def shipped_project(tmp_path: Path) -> Path:
 
 
 def test_the_shipped_pair() -> None:
-    pairs = load_pairs(REPO)
+    pairs = load_pairs(load_project(REPO).pipelines)
     pair = pairs["suppliers"]
     assert pairs["suppliers_to_jaggaer"] is pair
     assert (pair.name, pair.jaggaer_pipeline, pair.default_policy) == ("suppliers_to_jaggaer", "suppliers", "newest_wins")
@@ -180,7 +182,7 @@ def test_the_shipped_pair() -> None:
     ("    bizFax: Fax", "    bizFax: FaxNumber", "'FaxNumber' is not a SAP B1 field"),
     ("conflicts: newest_wins", "conflicts: {default: b1_wins, fields: {Phone: jaggaer_wins}}",
      "conflicts.fields.Phone: not a field of pair.fields"),
-    ("fiscalCode: b1 ", "fiscalCode: sap ", "owned_by.fiscalCode: 'sap' is not one of jaggaer, b1"),
+    ("fiscalCode: b1 ", "fiscalCode: sap ", "owned_by.fiscalCode: 'sap' must be one of 'jaggaer', 'b1'"),
     ("BPBankAccounts: b1", "BankAccounts: b1", "owned_by.BankAccounts: not a JAGGAER company profile or SAP B1 field"),
 ])
 def test_bad_settings_are_named(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -189,6 +191,8 @@ def test_bad_settings_are_named(tmp_path: Path, old: str, new: str, message: str
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new, 1))
-    with pytest.raises(ConfigError) as failure:
-        load_pairs(root)
-    assert "pipelines/suppliers_to_jaggaer.yaml" in str(failure.value) and message in str(failure.value)
+    _, problems = check_project(root)  # `validate` names them, with the line
+    found = [str(p) for p in problems]
+    assert len(found) == 1 and found[0].startswith("pipelines/suppliers_to_jaggaer.yaml:") and message in found[0]
+    with pytest.raises(ConfigError, match="suppliers_to_jaggaer.yaml"):  # and a run refuses the project
+        load_project(root)

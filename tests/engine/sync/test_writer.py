@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import db, ledger
 from engine.jaggaer.client import AuthFailed, JaggaerSettings
 from engine.jaggaer.writer import COMPANY_PROFILES, CompanyProfileLoader, CompanyProfileWriter, WriteItem
+from engine.state import db, ledger
 
 BASE = "http://j1p.test"
 TOKEN = "http://j1p.test/token"

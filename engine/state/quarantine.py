@@ -80,3 +80,27 @@ def open_keys(conn: duckdb.DuckDBPyConnection, pipeline: str, stage: str | None 
     rows = conn.execute("SELECT DISTINCT record_key FROM quarantine WHERE pipeline = ? AND resolved_at IS NULL "
                         "AND (? IS NULL OR stage = ?)", [pipeline, stage, stage]).fetchall()
     return {r[0] for r in rows}
+
+
+EXTRACT_STAGES = ("extract", "validate")  # set aside while reading a source: a refused detail read, a schema failure
+
+
+def resolve_extracted(conn: duckdb.DuckDBPyConnection, pipeline: str, keys: list[str]) -> None:
+    """A record staged now closes its open extract/validate entries (not later stages')."""
+    if not keys:
+        return
+    ensure_table(conn)
+    conn.execute(
+        "UPDATE quarantine SET resolved_at = now() WHERE pipeline = ? AND stage IN (SELECT unnest(?::VARCHAR[])) "
+        "AND resolved_at IS NULL AND record_key IN (SELECT unnest(?::VARCHAR[]))",
+        [pipeline, list(EXTRACT_STAGES), keys],
+    )
+
+
+def open_extracted(conn: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[str, str, str, str]]:
+    """(pipeline, record key, stage, reason) of what a run's extraction set aside and is still open."""
+    ensure_table(conn)
+    return conn.execute(
+        "SELECT pipeline, record_key, stage, reason FROM quarantine WHERE run_id = ? AND resolved_at IS NULL "
+        "AND stage IN (SELECT unnest(?::VARCHAR[])) ORDER BY pipeline, record_key",
+        [run_id, list(EXTRACT_STAGES)]).fetchall()

@@ -36,9 +36,10 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from engine import __version__, db, secrets
+from engine import __version__, secrets
 from engine.mapping.core import CrosswalkEntry
 from engine.secrets import redact
+from engine.state import db
 
 STATUSES = ("pending", "in_flight", "synced", "waiting", "failed", "quarantined", "not_applied", "ignored")
 # Statuses of a record B1 holds as the ledger says (key, payload, fingerprint): `not_applied` is a record

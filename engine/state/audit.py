@@ -19,8 +19,8 @@ from typing import Any
 
 import duckdb
 
-from engine import db
 from engine.errors import ConfigError
+from engine.state import db
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ LOCKED_CONFIG = {
 @contextlib.contextmanager
 def open_locked(path: str | Path, *, wait_seconds: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """The state file, read-only, with `LOCKED_CONFIG` and its configuration locked (no query can SET it
-    back); waits while a writer holds the file (`engine.db.connect`)."""
+    back); waits while a writer holds the file (`engine.state.db.connect`)."""
     with db.connect(path, read_only=True, wait_seconds=wait_seconds, config=dict(LOCKED_CONFIG)) as conn:
         conn.execute("SET lock_configuration = true")
         yield conn

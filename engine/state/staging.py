@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from engine import db
+from engine.state import db
 
 SCHEMA = "staging"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -101,3 +101,17 @@ def existing_keys(conn: duckdb.DuckDBPyConnection, pipeline: str, keys: list[str
         f"SELECT id FROM {table(pipeline)} WHERE id IN (SELECT unnest(?::VARCHAR[]))", [keys]
     ).fetchall()
     return {r[0] for r in rows}
+
+
+def staged_ids(conn: duckdb.DuckDBPyConnection, pipeline: str) -> set[str]:
+    """Every staged key of a pipeline (empty before its first extraction)."""
+    if not table_exists(conn, pipeline):
+        return set()
+    return {k for (k,) in conn.execute(f"SELECT id FROM {table(pipeline)}").fetchall()}
+
+
+def staged_values(conn: duckdb.DuckDBPyConnection, pipeline: str, json_path: str) -> dict[str, str | None]:
+    """Staged key -> the value at `json_path` (e.g. `$.header.status`) of each staged record, as text."""
+    if not table_exists(conn, pipeline):
+        return {}
+    return dict(conn.execute(f"SELECT id, json_extract_string(record, ?) FROM {table(pipeline)}", [json_path]).fetchall())
