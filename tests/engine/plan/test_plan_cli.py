@@ -101,3 +101,20 @@ def test_audit_cli_prints_a_table(state, capsys):
     assert "run-7" in out and '{"created":3}' in out
     assert main(["audit", "history", "nope", "--state", str(state)]) == 0
     assert "(0 rows)" in capsys.readouterr().out
+
+
+def test_the_plan_verb_reads_the_project_file_and_each_pipeline_file_once(state, monkeypatch, capsys):
+    import engine.spec
+
+    reads: list[str] = []
+    real = engine.spec.load_yaml
+
+    def counting(path, **kwargs):
+        reads.append(Path(path).name)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(engine.spec, "load_yaml", counting)
+    assert main(["plan", "--project", str(ROOT), "--state", str(state)]) == 0
+    pipelines = sorted(p.name for p in (ROOT / "pipelines").glob("*.yaml"))
+    assert sorted(reads) == sorted(["ml-connector.yaml", *pipelines])
+    assert "purchase_orders" in capsys.readouterr().out
