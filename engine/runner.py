@@ -41,7 +41,7 @@ from engine.load.slport import SlPort
 from engine.locks import company_key, run_locks
 from engine.pairs import Pair, load_pairs
 from engine.plan import Plan
-from engine.project import Project
+from engine.project import Project, add_pipelines
 from engine.retry import Backoff
 from engine.sapb1 import SapB1Client, ensure_user_field, fetch_reference_codes
 from engine.sapb1.entities import ENTITIES, entity_profile
@@ -705,7 +705,9 @@ def replay_failed(
     progress: ProgressFn | None = None,
 ) -> RunReport | None:
     """Re-send failed records (all, those of one run, or those named), re-rendered with the current
-    mapping, from what is staged. None when nothing matches."""
+    mapping, from what is staged. None when nothing matches. A project loaded without its pipelines
+    (`with_pipelines=False`) gets those of the failed records only: a broken pipeline elsewhere does not
+    stop a replay."""
     if not Path(project.state_path).exists():
         return None
     with db.connect(project.state_path, read_only=True) as conn:
@@ -717,4 +719,6 @@ def replay_failed(
             wanted.setdefault(row.pipeline, set()).add(row.external_ref)
     if not wanted:
         return None
+    if not project.pipelines:
+        project = add_pipelines(project, sorted(wanted))
     return run_pipelines(project, sorted(wanted), extract=False, refs=wanted, progress=progress, kind="replay")

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Replay with progress on stderr; the summary on stdout; the exit code of `engine.exitcodes`."""
     with Display(Console(file=sys.stderr)) as display:
-        report = replay_failed(load_project(args.project), run_id=args.run, refs=args.ref, pipelines=args.pipeline,
+        report = replay_failed(load_project(args.project, with_pipelines=False), run_id=args.run, refs=args.ref, pipelines=args.pipeline,
                                progress=display)
     if report is None:
         raise ConfigError("nothing to replay: no failed records match")
