@@ -104,6 +104,7 @@ def test_a_second_run_without_waiting_is_refused_naming_the_holder(tmp_path):
         assert_b1_agrees_with_ledger(stack, stack.state)
 
 
+@pytest.mark.slow  # make test-long: ~16 s; the chaos scenario runs a second runner too
 def test_two_projects_on_one_company_never_double_a_document(tmp_path):
     with start_stack(tmp_path, seed=200) as stack:
         other = copy_project(tmp_path / "second")
