@@ -189,11 +189,7 @@ class Stager:
         if not rows:
             return 0, 0
         ids = list(rows)
-        # Writing staging runs beside the network reads: one DuckDB thread leaves the other cores to them.
-        conn.execute("SET threads TO 1")
-        # Raw J1P records are long, repetitive JSON: zstd checkpoints them ~5x faster than DuckDB's
-        # automatic choice (dictionary/FSST analysis) and stores them ~8x smaller.
-        conn.execute("SET force_compression = 'zstd'")
+        db.tune_writes(conn, compress=True)  # staging is written beside the network reads
         known = existing_keys(conn, self.spec.name, ids)
         table = pa.table({"id": pa.array(ids, pa.string()),
                           "last_modified": pa.array([v[0] for v in rows.values()], pa.string()),

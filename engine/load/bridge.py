@@ -167,7 +167,7 @@ class LedgerJournal(Journal):
         for intent in intents:
             intent.payload = strip_reserved(intent.payload)
         with db.connect(self.state, wait_seconds=60) as conn:  # outcomes first: they are older
-            conn.execute("SET threads = 1")
+            db.tune_writes(conn)
             results = [self._result(o, held) for o, held in zip(outcomes, self._held(conn, outcomes), strict=True)]
             ledger.record_batch(conn, self.run_id, results, intents)
         self.batches += 1

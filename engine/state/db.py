@@ -54,6 +54,15 @@ def connect(path: str | Path, *, read_only: bool = False, wait_seconds: float = 
             conn.close()
 
 
+def tune_writes(conn: duckdb.DuckDBPyConnection, *, compress: bool = False) -> None:
+    """For a write that runs beside network reads: one DuckDB thread leaves the other cores to them. With
+    `compress` (raw J1P records: long, repetitive JSON), zstd checkpoints them ~5x faster than DuckDB's
+    automatic choice (dictionary/FSST analysis) and stores them ~8x smaller."""
+    conn.execute("SET threads TO 1")
+    if compress:
+        conn.execute("SET force_compression = 'zstd'")
+
+
 def one_row(conn: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> tuple[Any, ...]:
     """The row of a query that returns exactly one (an aggregate, a scalar function)."""
     row = conn.execute(sql, params).fetchone()

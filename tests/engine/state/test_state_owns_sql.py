@@ -1,5 +1,5 @@
-"""`engine/state/` is the only place SQL over the state file is written: a statement over a table anywhere
-else in the engine is a second home for a table."""
+"""`engine/state/` is the only place SQL over the state file is written: a statement over a table (or a
+setting of the connection) anywhere else in the engine is a second home for the state."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 ENGINE = Path(__file__).resolve().parents[3] / "engine"
-STATEMENT = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE\s+TABLE|ALTER\s+TABLE|MERGE)\b.*\b(FROM|INTO|SET|TABLE)\b",
-                       re.IGNORECASE | re.DOTALL)
+STATEMENT = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE\s+TABLE|ALTER\s+TABLE|MERGE)\b.*\b(FROM|INTO|SET|TABLE)\b"
+                       r"|^\s*(SET|PRAGMA|ATTACH|COPY|INSTALL|LOAD)\b", re.IGNORECASE | re.DOTALL)
 
 
 def _sql_calls(path: Path) -> list[str]:
@@ -33,4 +33,4 @@ def test_the_check_finds_a_statement_where_there_is_one(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text('def f(conn):\n    conn.execute("SELECT id FROM ledger WHERE pipeline = ?", [1])\n'
                       '    conn.execute("SET threads = 1")\n')
-    assert len(_sql_calls(module)) == 1
+    assert len(_sql_calls(module)) == 2
