@@ -312,7 +312,7 @@ def extract_pipeline(project: Project, spec: Pipeline, *, progress: ProgressFn |
     assert isinstance(source, JaggaerSource)
     result = ExtractResult(spec.name)
     started = time.perf_counter()
-    conn_name = spec.source.connection
+    conn_name = source.connection
     settings = JaggaerSettings.from_profile(conn_name, project.connection(conn_name))
     stager = Stager(project, spec)
     with db.connect(project.state_path) as conn:
@@ -424,21 +424,20 @@ def save_b1_cursor(conn: duckdb.DuckDBPyConnection, pipeline: str, cursor: Any) 
 def extract_b1_pipeline(project: Project, spec: Pipeline, *, progress: ProgressFn | None = None,
                         run_id: str | None = None, transport: httpx.AsyncBaseTransport | None = None,
                         client_factory: Callable[[], Any] | None = None, page_size: int | None = None) -> ExtractResult:
-    """The `sapb1` source kind's adapter. Stage the SAP B1 records changed since the source's cursor (`engine.sapb1.changes`): each page's changed
-    records are merged into `staging.<pipeline>` (keyed by the primary key), then the cursor takes what they
-    cover; the read's newest stamp is stored only once the whole read is committed. A crash loses at most the
+    """The `sapb1` source kind's adapter. Stage the SAP B1 records changed since the source's cursor
+    (`engine.sapb1.changes`): each page's changed records are merged into `staging.<pipeline>` (keyed by the
+    primary key), then the cursor takes what they cover; the read's newest stamp is stored only once the whole read is committed. A crash loses at most the
     records of an uncommitted page, which the next read finds again (they are not in its `seen`)."""
     from engine.sapb1 import SapB1Client, TransportError
-    from engine.sapb1.changes import PAGE_SIZE, ChangeSource, read_changes
+    from engine.sapb1.changes import PAGE_SIZE, read_changes
 
     staged_keys: set[str] = set()
     result = ExtractResult(spec.name, keys=staged_keys)
     started = time.perf_counter()
-    assert isinstance(spec.source, SapB1Source)
+    source = spec.source
+    assert isinstance(source, SapB1Source)
     del run_id  # reading SAP B1 sets nothing aside: B1 answers in its own metadata's shape
-    source = ChangeSource.from_source(spec.source)
-    conn_name = spec.source.connection
-    profile = project.connection(conn_name)
+    profile = project.connection(source.connection)
     stager = Stager(project, spec)
     with db.connect(project.state_path) as conn:
         committed = load_b1_cursor(conn, spec.name)

@@ -147,7 +147,7 @@ class SourceKind:
     name: str
     marker: str  # the key in `source:` that tells this kind
     config: type[JaggaerSource] | type[SapB1Source]
-    extract: str  # `module:function(project, pipeline, *, progress, run_id) -> ExtractResult`
+    extract: str  # `module:function(project, pipeline, *, progress, run_id, transport) -> ExtractResult`
 
     def extractor(self) -> Callable[..., Any]:
         return _resolve(self.extract)
@@ -158,7 +158,7 @@ class TargetKind:
     name: str
     marker: str  # the key in `target:` that tells this kind
     config: type[SapB1Target] | type[JaggaerTarget]
-    load: str  # `module:function(project, pipelines, report, refs, notify, concurrency, two_ways, versions, kind)`
+    load: str  # async `module:function(project, pipelines, report, refs, notify, concurrency, two_ways, versions)`
 
     def loader(self) -> Callable[..., Any]:
         return _resolve(self.load)

@@ -26,10 +26,11 @@ from engine.spec import (
     SCHEMAS_DIR,
     Located,
     Pipeline,
-    _rel,
     did_you_mean,
+    display_path,
     load_located,
     load_pipeline,
+    parse_pipeline_file,
     pipeline_files,
     reference_problems,
     schema_problems,
@@ -256,6 +257,13 @@ def check_pipelines(root: Path, project: Project | None, names: Iterable[str] | 
     for n in wanted:
         if n not in by_stem:
             problems.append(Problem("pipelines/", None, "", f"no pipeline '{n}'{did_you_mean(n, by_stem)}"))
+    parsed: dict[str, tuple[Located | None, list[Problem]]] = {}
+
+    def parse(name: str) -> tuple[Located | None, list[Problem]]:  # each file parsed once
+        if name not in parsed:
+            parsed[name] = parse_pipeline_file(by_stem[name], root)
+        return parsed[name]
+
     loaded: dict[str, tuple[Pipeline | None, Located | None]] = {}
     queue = [n for n in wanted if n in by_stem]
     while queue:
@@ -263,11 +271,11 @@ def check_pipelines(root: Path, project: Project | None, names: Iterable[str] | 
             n = queue.pop(0)
             if n in loaded:
                 continue
-            pipeline, found, located = load_pipeline(by_stem[n], root)
+            pipeline, found, located = load_pipeline(by_stem[n], root, parse(n))
             problems += found
             loaded[n] = (pipeline, located)
             queue += [d for d in _reads_with(pipeline, located) if d in by_stem]
-        queue = _pairing_with(loaded, by_stem)
+        queue = [n for n in by_stem if n not in loaded and _pairs_with(parse(n)[0], loaded)]
     valid = {n: p for n, (p, _) in loaded.items() if p is not None}
     for pipeline, located in loaded.values():
         if pipeline is not None and located is not None:
@@ -287,27 +295,21 @@ def _reads_with(pipeline: Pipeline | None, located: Located | None) -> list[str]
     return [d for d in [*(data.get("depends_on") or []), partner] if isinstance(d, str)]
 
 
-def _pairing_with(loaded: Mapping[str, Any], by_stem: Mapping[str, Path]) -> list[str]:
-    """Pipelines not loaded yet whose `pair.with` names a loaded one: a run of either half reads both."""
-    out = []
-    for name, path in by_stem.items():
-        if name not in loaded:
-            located, _ = load_located(path)
-            data = located.data if located is not None and isinstance(located.data, dict) else {}
-            pair = data.get("pair")
-            if isinstance(pair, dict) and pair.get("with") in loaded:
-                out.append(name)
-    return out
+def _pairs_with(located: Located | None, loaded: Mapping[str, Any]) -> bool:
+    """Whether a pipeline file's `pair.with` names a loaded pipeline: a run of either half reads both."""
+    data = located.data if located is not None and isinstance(located.data, dict) else {}
+    pair = data.get("pair")
+    return isinstance(pair, dict) and pair.get("with") in loaded
 
 
 def _pair_problems(pipeline: Pipeline, loc: Located, root: Path, valid: Mapping[str, Pipeline],
                    by_stem: Mapping[str, Path]) -> list[Problem]:
-    """Both-ways settings naming an unknown pipeline, field, policy or side (`engine.bidirectional`)."""
+    """Both-ways settings naming an unknown pipeline, field, policy or side (`engine.pairs`)."""
     if pipeline.pair is None or (pipeline.pair.with_pipeline not in valid and pipeline.pair.with_pipeline in by_stem):
         return []  # the other half is invalid: its own problems say why
     from engine.pairs import pair_problems
 
-    name = _rel(pipeline.path, root)
+    name = display_path(pipeline.path, root)
     return [Problem(name, loc.line(tuple(at.split("."))), at, message)
             for at, message in pair_problems(pipeline, valid, root)]
 
@@ -335,7 +337,7 @@ def _cycle_problems(specs: Mapping[str, Pipeline], located: Mapping[str, Located
             first = cycle[0]
             loc = located.get(first)
             idx = specs[first].depends_on.index(cycle[1])
-            problems.append(Problem(_rel(specs[first].path, root), loc.line(("depends_on", idx)) if loc else None,
+            problems.append(Problem(display_path(specs[first].path, root), loc.line(("depends_on", idx)) if loc else None,
                                     f"depends_on[{idx}]", "dependency cycle: " + " -> ".join(cycle)))
     return problems
 

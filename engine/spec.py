@@ -246,10 +246,17 @@ def pipeline_files(root: Path) -> list[Path]:
     return sorted((root / "pipelines").glob("*.yaml")) + sorted((root / "pipelines").glob("*.yml"))
 
 
-def load_pipeline(path: Path, root: Path) -> tuple[Pipeline | None, list[Problem], Located | None]:
-    """Load one pipeline file; the pipeline is None when it has schema problems."""
-    display = _rel(path, root)
-    located, problems = load_located(path, display=display)
+def parse_pipeline_file(path: Path, root: Path) -> tuple[Located | None, list[Problem]]:
+    """A pipeline file's YAML with line numbers (None when it cannot be read or parsed) and its problems."""
+    return load_located(path, display=display_path(path, root))
+
+
+def load_pipeline(path: Path, root: Path, parsed: tuple[Located | None, list[Problem]] | None = None,
+                  ) -> tuple[Pipeline | None, list[Problem], Located | None]:
+    """Load one pipeline file (or its `parsed` YAML); the pipeline is None when it has schema problems."""
+    display = display_path(path, root)
+    located, problems = parsed if parsed is not None else parse_pipeline_file(path, root)
+    problems = list(problems)
     if located is None:
         return None, problems, None
     if not isinstance(located.data, dict):
@@ -276,7 +283,8 @@ def pipeline_from_yaml(data: Mapping[str, Any], path: Path) -> Pipeline:
     )
 
 
-def _rel(path: Path, root: Path) -> str:
+def display_path(path: Path, root: Path) -> str:
+    """A file's name in messages: relative to the project root when it is inside it."""
     try:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
@@ -288,7 +296,7 @@ def reference_problems(pipeline: Pipeline, loc: Located, root: Path, by_stem: Ma
     """What a pipeline names outside its file: pipelines, connections (of the right kind), its mapping, its
     source schema and the paths in it."""
     spec = pipeline
-    name = _rel(spec.path, root)
+    name = display_path(spec.path, root)
     out: list[Problem] = []
     for i, dep in enumerate(spec.depends_on):
         if dep == spec.name:
@@ -363,7 +371,7 @@ def _source_path_problems(src: JaggaerSource, loc: Located, root: Path, name: st
         envelope = _SchemaAt.load(list_file)
         if envelope is None:
             return [Problem(name, loc.line(("source", "records")), "source.records",
-                            f"{_rel(list_file, root)} is not valid JSON")]
+                            f"{display_path(list_file, root)} is not valid JSON")]
         found, message = _resolve(envelope, src.records, root, want="array")
         if message:
             out.append(Problem(name, loc.line(("source", "records")), "source.records", message))
@@ -460,7 +468,7 @@ def _resolve(start: _SchemaAt, dotted_path: str, root: Path, *, want: str) -> tu
     An open schema (additional properties allowed) cannot refute a name: the rest is not checked."""
     node, parts = start, dotted_path.split(".")
     for i, part in enumerate(parts):
-        where, types = _rel(node.file, root), node.types()
+        where, types = display_path(node.file, root), node.types()
         if i and types and "object" not in types:
             what = "a list" if "array" in types else "a value"
             return None, f"{dotted_path!r} is not in {where} ('{'.'.join(parts[:i])}' is {what}, not a mapping)"
@@ -479,9 +487,9 @@ def _resolve(start: _SchemaAt, dotted_path: str, root: Path, *, want: str) -> tu
         return None, f"{dotted_path!r} is not in {where}{hint}"
     types = node.types()
     if want == "array" and types and "array" not in types:
-        return None, f"{dotted_path!r} in {_rel(node.file, root)} is not a list"
+        return None, f"{dotted_path!r} in {display_path(node.file, root)} is not a list"
     if want == "value" and types and types <= {"object", "array"}:
-        return None, f"{dotted_path!r} in {_rel(node.file, root)} is {'a mapping' if 'object' in types else 'a list'}, not a value"
+        return None, f"{dotted_path!r} in {display_path(node.file, root)} is {'a mapping' if 'object' in types else 'a list'}, not a value"
     return node, None
 
 

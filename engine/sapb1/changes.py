@@ -150,29 +150,6 @@ class ChangeCursor:
 # ---------------------------------------------------------------- the read
 
 
-@dataclass(frozen=True)
-class ChangeSource:
-    """What to read: a B1 entity set, its key, stamp fields, an extra `$filter` and the fields to select."""
-
-    entity: str
-    primary_key: str = "CardCode"
-    date_field: str = "UpdateDate"
-    time_field: str = "UpdateTime"
-    filter: str | None = None
-    select: tuple[str, ...] | None = None
-    initial: str = DEFAULT_INITIAL
-    overlap_seconds: float = 60.0
-
-    @classmethod
-    def from_source(cls, source: SapB1Source) -> ChangeSource:
-        """From a pipeline's typed `source:` of kind sapb1 (`engine.kinds.SapB1Source`)."""
-        select = source.select
-        if select:  # the key and the stamps are needed whatever the pipeline selects
-            select = tuple(dict.fromkeys([source.primary_key, source.date_field, source.time_field, *select]))
-        return cls(source.entity, source.primary_key, source.date_field, source.time_field, source.filter, select,
-                   source.initial or DEFAULT_INITIAL, source.overlap_seconds)
-
-
 @dataclass
 class ChangeBatch:
     """One page of a read: the changed records to stage, and what the cursor learns once they are committed."""
@@ -187,16 +164,19 @@ class ChangeBatch:
     dropped_fields: tuple[str, ...] = ()  # selected user fields B1 does not have (yet): read without them
 
 
-async def read_changes(client: SapB1Client, source: ChangeSource, cursor: ChangeCursor, *,
+async def read_changes(client: SapB1Client, source: SapB1Source, cursor: ChangeCursor, *,
                        page_size: int = PAGE_SIZE) -> AsyncIterator[ChangeBatch]:
-    """Walk the records changed since `cursor` (not modified: the caller commits), one batch per page."""
+    """Walk the records changed since `cursor` (not modified: the caller commits), one batch per page: the
+    pipeline's `source:` (entity set, key, stamp fields, extra `$filter`, fields to select)."""
     started = time.monotonic()
     floor = cursor.floor(source.overlap_seconds)
-    day: date = floor.date() if floor is not None else parse_date(source.initial)
+    day: date = floor.date() if floor is not None else parse_date(source.initial or DEFAULT_INITIAL)
     cut = floor.strftime(STAMP_FORMAT) if floor is not None else None
     window = f"{source.date_field} ge '{day.isoformat()}'"
     base = f"({source.filter}) and {window}" if source.filter else window
-    select = list(source.select) if source.select else None
+    # the key and the stamps are needed whatever the pipeline selects
+    select = list(dict.fromkeys([source.primary_key, source.date_field, source.time_field, *source.select])) \
+        if source.select else None
     dropped: list[str] = []
     newest: str | None = None
     after: Any = None
@@ -232,7 +212,7 @@ async def read_changes(client: SapB1Client, source: ChangeSource, cursor: Change
             return
 
 
-async def _page(client: SapB1Client, source: ChangeSource, flt: str, select: list[str] | None, page_size: int,
+async def _page(client: SapB1Client, source: SapB1Source, flt: str, select: list[str] | None, page_size: int,
                 dropped: list[str]) -> tuple[list[dict[str, Any]], list[str] | None]:
     """One page (`$top`), ordered by key. A selected user field B1 does not have yet (`U_...` is created by the
     first run that writes) is dropped from `$select` once, not an error: no record can carry it."""

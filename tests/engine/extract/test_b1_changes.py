@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from engine.extract import extract_b1_pipeline, extract_pipelines, load_b1_cursor
+from engine.kinds import SapB1Source
 from engine.project import load_project
 from engine.sapb1.changes import (
     ChangeCursor,
-    ChangeSource,
     content_fingerprint,
     parse_time,
     read_changes,
@@ -151,7 +151,7 @@ class FakeB1:
 def walk(fake: FakeB1, cursor: ChangeCursor, page_size: int = 2, select: tuple[str, ...] | None = None
          ) -> tuple[list[str], ChangeCursor]:
     """One read; the cursor committed as the extractor does (after each page). The keys handed over, in order."""
-    source = ChangeSource("BusinessPartners", filter="CardType eq 'cSupplier'", select=select)
+    source = SapB1Source("b1", "BusinessPartners", "CardCode", filter="CardType eq 'cSupplier'", select=select)
 
     async def run() -> list[str]:
         keys = []

@@ -195,3 +195,23 @@ def test_a_schedule_serve_would_refuse_is_reported_by_validate(project: Path, sc
     edit(f, "  every: 5m", schedule)
     [problem] = problems_of(project, "purchase_orders")
     assert problem.startswith("pipelines/purchase_orders.yaml:") and f": {field}: " in problem and message in problem
+
+
+def test_named_pipelines_bring_their_pair_partner_and_no_file_is_read_twice(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other pipeline files are looked at for a `pair.with` naming a loaded one; a partner found that way
+    is checked with the rest and not read a second time."""
+    import engine.spec
+
+    reads: list[str] = []
+    real = engine.spec.load_yaml
+
+    def counting(path, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        reads.append(Path(path).name)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(engine.spec, "load_yaml", counting)
+    loaded, problems = check_project(project, ["suppliers"])
+    assert problems == [] and loaded is not None
+    assert [p.name for p in loaded.pipelines] == ["suppliers", "suppliers_to_jaggaer"]
+    assert len(reads) == len(set(reads)) and "suppliers_to_jaggaer.yaml" in reads
